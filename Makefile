@@ -1,0 +1,45 @@
+# Every target installs what it needs into .venv: a fresh machine needs only Python 3.10+ and pip.
+# torch is pinned to a CPU build first so that the package's torch range installs nothing more.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+OUT ?= out/demo
+
+.PHONY: demo test notebooks bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+
+$(VENV)/.core: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.core
+	$(BIN)/python -m pip install -q -e ".[dev,notebooks]"
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.dev
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	touch $@
+
+demo: $(VENV)/.core  ## train the main job and write its figures to $(OUT)
+	$(BIN)/python -m toyflow train --out $(OUT)
+
+test: $(VENV)/.dev  ## unit tests, doctests and every notebook executed top to bottom
+	$(BIN)/python -m pytest -q tests toyflow --nbval-lax --nbval-current-env notebooks
+
+notebooks: $(VENV)/.dev  ## re-execute the notebooks in place, with their outputs
+	MPLBACKEND=module://matplotlib_inline.backend_inline $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 notebooks/*.ipynb
+
+bench: $(VENV)/.bench  ## speed and quality tables (JSON in benchmarks/results/)
+	$(BIN)/python benchmarks/flow_matching.py
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check toyflow tests benchmarks
+
+clean:
+	rm -rf $(VENV) out benchmarks/results

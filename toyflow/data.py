@@ -1,0 +1,292 @@
+"""2D distributions to transport between.
+
+Every distribution is an object with ``sample(n, generator=None, device=None) -> (n, 2)``;
+those whose density is known in closed form also have ``log_prob(x) -> (n,)``.
+All are drawn with torch alone, so one ``torch.Generator`` makes them reproducible and
+they are created directly on the requested device. Default sizes put every data set in
+roughly ``[-5, 5]²`` (the scale of torchcfm's 8 gaussians), so any two can be paired.
+
+>>> import toyflow
+>>> x = toyflow.data.get("moons").sample(4, generator=torch.Generator().manual_seed(0))
+>>> tuple(x.shape)
+(4, 2)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+class Distribution:
+    """A 2D distribution: ``sample`` always, ``log_prob`` where the density is known."""
+
+    dim: int = 2
+    has_log_prob: bool = False
+
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> Tensor:
+        """Draw ``n`` points, shape ``(n, dim)``, on ``device`` (default: the generator's, else CPU)."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        if device is None:
+            device = generator.device if generator is not None else torch.device("cpu")
+        return self._sample(n, generator, torch.device(device))
+
+    def _sample(self, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+        raise NotImplementedError
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact log-density of ``x`` of shape ``(n, dim)``, shape ``(n,)``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form density; "
+            f"the ones that have one are {sorted(k for k, f in REGISTRY.items() if f().has_log_prob)}"
+        )
+
+    def _check_points(self, x: Tensor) -> None:
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+
+
+def _randn(n: int, d: int, generator, device) -> Tensor:
+    return torch.randn(n, d, generator=generator, device=device)
+
+
+def _rand(n: int, generator, device) -> Tensor:
+    return torch.rand(n, generator=generator, device=device)
+
+
+def _randint(high: int, n: int, generator, device) -> Tensor:
+    return torch.randint(high, (n,), generator=generator, device=device)
+
+
+def _positive(name: str, value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return float(value)
+
+
+@dataclass
+class Gaussian(Distribution):
+    """Isotropic Gaussian ``N(mean, std² I)``."""
+
+    mean: tuple[float, ...] = (0.0, 0.0)
+    std: float = 1.0
+    has_log_prob = True
+
+    def __post_init__(self):
+        _positive("std", self.std)
+        self.dim = len(self.mean)
+
+    def _sample(self, n, generator, device):
+        mean = torch.tensor(self.mean, device=device)
+        return mean + self.std * _randn(n, self.dim, generator, device)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        self._check_points(x)
+        z = (x - torch.tensor(self.mean, device=x.device, dtype=x.dtype)) / self.std
+        return -0.5 * (z**2).sum(1) - self.dim * (math.log(self.std) + 0.5 * math.log(2 * math.pi))
+
+
+class GaussianMixture(Distribution):
+    """Mixture of isotropic Gaussians: ``p(x) = Σ_k w_k N(x; μ_k, std² I)``.
+
+    Args:
+        means: component centres, shape ``(K, 2)``.
+        std: the common standard deviation.
+        weights: mixture weights, shape ``(K,)`` (normalised here); uniform by default.
+    """
+
+    has_log_prob = True
+
+    def __init__(self, means: Tensor, std: float, weights: Tensor | None = None):
+        self.means = torch.as_tensor(means, dtype=torch.float32)
+        if self.means.ndim != 2 or self.means.shape[1] != 2:
+            raise ValueError(f"means must have shape (K, 2), got {tuple(self.means.shape)}")
+        self.std = _positive("std", std)
+        k = len(self.means)
+        self.weights = torch.ones(k) / k if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+        if self.weights.shape != (k,) or (self.weights < 0).any():
+            raise ValueError(f"weights must be {k} non-negative numbers, got {self.weights.tolist()}")
+        self.weights = self.weights / self.weights.sum()
+
+    def sample_with_labels(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` points and the index of the component each came from: ``(n, 2)``, ``(n,)``."""
+        if device is None:
+            device = generator.device if generator is not None else torch.device("cpu")
+        labels = torch.multinomial(self.weights.to(device), n, replacement=True, generator=generator)
+        x = self.means.to(device)[labels] + self.std * _randn(n, 2, generator, device)
+        return x, labels
+
+    def _sample(self, n, generator, device):
+        return self.sample_with_labels(n, generator, device)[0]
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        self._check_points(x)
+        means, weights = self.means.to(x), self.weights.to(x)
+        sq = ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (n, K)
+        log_normal = -0.5 * sq / self.std**2 - 2 * math.log(self.std) - math.log(2 * math.pi)
+        return torch.logsumexp(log_normal + weights.log(), dim=1)
+
+
+def ring_of_gaussians(k: int = 8, radius: float = 5.0, std: float = 0.1**0.25) -> GaussianMixture:
+    """``k`` Gaussians evenly spaced on a circle; the default is torchcfm's ``sample_8gaussians``
+    (radius 5, covariance ``√0.1·I``)."""
+    angle = torch.arange(k) * 2 * math.pi / k
+    return GaussianMixture(radius * torch.stack([angle.cos(), angle.sin()], 1), std)
+
+
+def labelled_mixture(k: int = 4, radius: float = 3.0, std: float = 0.5) -> GaussianMixture:
+    """A class-labelled mixture: ``sample_with_labels`` gives the class of each point."""
+    return ring_of_gaussians(k, radius, std)
+
+
+@dataclass
+class Moons(Distribution):
+    """Two interleaving half circles (scikit-learn's ``make_moons``, with random angles),
+    then ``scale·x + shift``. The defaults are torchcfm's ``sample_moons``: noise 0.2, ×3 − 1."""
+
+    noise: float = 0.2
+    scale: float = 3.0
+    shift: float = -1.0
+
+    def _sample(self, n, generator, device):
+        angle = math.pi * _rand(n, generator, device)
+        upper = _randint(2, n, generator, device).bool()
+        x = torch.where(upper, angle.cos(), 1 - angle.cos())
+        y = torch.where(upper, angle.sin(), 0.5 - angle.sin())
+        points = torch.stack([x, y], 1) + self.noise * _randn(n, 2, generator, device)
+        return self.scale * points + self.shift
+
+
+@dataclass
+class Circles(Distribution):
+    """Two concentric circles (scikit-learn's ``make_circles``) of radii ``radius`` and
+    ``factor·radius``, with Gaussian noise."""
+
+    radius: float = 4.0
+    factor: float = 0.5
+    noise: float = 0.08
+
+    def _sample(self, n, generator, device):
+        angle = 2 * math.pi * _rand(n, generator, device)
+        r = torch.where(_randint(2, n, generator, device).bool(), self.radius, self.factor * self.radius)
+        circle = r[:, None] * torch.stack([angle.cos(), angle.sin()], 1)
+        return circle + self.noise * self.radius * _randn(n, 2, generator, device)
+
+
+@dataclass
+class SwissRoll(Distribution):
+    """2D swiss roll: ``r = θ`` for ``θ ∈ [1.5π, 4.5π]``, scaled to radius ``size``."""
+
+    size: float = 4.5
+    noise: float = 0.1
+
+    def _sample(self, n, generator, device):
+        theta = 1.5 * math.pi * (1 + 2 * _rand(n, generator, device))
+        roll = torch.stack([theta * theta.cos(), theta * theta.sin()], 1) / (4.5 * math.pi)
+        return self.size * (roll + self.noise * _randn(n, 2, generator, device) / 4.5)
+
+
+@dataclass
+class Checkerboard(Distribution):
+    """Uniform on the black squares of a ``cells × cells`` board covering ``[-size, size]²``."""
+
+    cells: int = 4
+    size: float = 4.0
+    has_log_prob = True
+
+    def _sample(self, n, generator, device):
+        col = _randint(self.cells, n, generator, device)
+        row = 2 * _randint(self.cells // 2, n, generator, device) + (col % 2)
+        cell = torch.stack([col, row], 1) + torch.rand(n, 2, generator=generator, device=device)
+        return (2 * cell / self.cells - 1) * self.size
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        self._check_points(x)
+        cell = torch.floor((x / self.size + 1) * self.cells / 2)
+        inside = ((cell >= 0) & (cell < self.cells)).all(1) & ((cell[:, 0] + cell[:, 1]) % 2 == 0)
+        area = (2 * self.size) ** 2 / 2
+        return torch.where(inside, -math.log(area), -math.inf)
+
+
+@dataclass
+class Spirals(Distribution):
+    """Two interleaved Archimedean spirals of outer radius ``size``."""
+
+    size: float = 4.0
+    turns: float = 1.5
+    noise: float = 0.08
+
+    def _sample(self, n, generator, device):
+        r = _rand(n, generator, device).sqrt()  # uniform along the arc length, roughly
+        angle = 2 * math.pi * self.turns * r + math.pi * _randint(2, n, generator, device)
+        spiral = r[:, None] * torch.stack([angle.cos(), angle.sin()], 1)
+        return self.size * (spiral + self.noise * _randn(n, 2, generator, device))
+
+
+@dataclass
+class Pinwheel(Distribution):
+    """``arms`` curved blades: Gaussian blobs bent by an angle that grows with the radius."""
+
+    arms: int = 5
+    size: float = 4.0
+    radial_std: float = 0.3
+    tangential_std: float = 0.08
+    rate: float = 0.25
+
+    def _sample(self, n, generator, device):
+        radial = 1 + self.radial_std * _randn(n, 1, generator, device)
+        tangent = self.tangential_std * _randn(n, 1, generator, device)
+        arm = _randint(self.arms, n, generator, device)
+        angle = 2 * math.pi * arm / self.arms + self.rate * torch.exp(radial[:, 0])
+        rotation = torch.stack([angle.cos(), -angle.sin(), angle.sin(), angle.cos()], 1).view(n, 2, 2)
+        points = torch.cat([radial, tangent], 1)[:, :, None]  # (n, 2, 1)
+        return self.size / 1.6 * (rotation @ points)[:, :, 0]
+
+
+@dataclass
+class Rings(Distribution):
+    """``count`` concentric rings of radii ``size·k/count``, more points on the longer rings."""
+
+    count: int = 4
+    size: float = 4.0
+    noise: float = 0.08
+
+    def _sample(self, n, generator, device):
+        k = torch.arange(1, self.count + 1, device=device, dtype=torch.float32)
+        ring = torch.multinomial(k / k.sum(), n, replacement=True, generator=generator)
+        r = self.size * (ring + 1) / self.count
+        angle = 2 * math.pi * _rand(n, generator, device)
+        circle = r[:, None] * torch.stack([angle.cos(), angle.sin()], 1)
+        return circle + self.noise * self.size * _randn(n, 2, generator, device)
+
+
+REGISTRY = {
+    "gaussian": Gaussian,
+    "8gaussians": ring_of_gaussians,
+    "moons": Moons,
+    "circles": Circles,
+    "swissroll": SwissRoll,
+    "checkerboard": Checkerboard,
+    "spirals": Spirals,
+    "pinwheel": Pinwheel,
+    "rings": Rings,
+    "mixture": labelled_mixture,
+}
+
+
+def get(name: str, **params) -> Distribution:
+    """The distribution called ``name``, built with ``params``: ``get("8gaussians", radius=4)``."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(REGISTRY)}")
+    try:
+        return REGISTRY[name](**params)
+    except TypeError as error:
+        raise TypeError(f"bad parameters for dataset {name!r}: {error}") from None

@@ -1,0 +1,135 @@
+"""How good is a flow? Distances between sample sets, straightness, transport cost, likelihood.
+
+- :func:`w2`: exact 2-Wasserstein distance between two sample sets (POT's network simplex).
+- :func:`sliced_w2`, :func:`mmd`: cheaper sample distances.
+- :func:`straightness`, :func:`transport_cost`: the numbers of rectified flow (Liu et al. 2022).
+- :func:`w2_by_nfe`: sample quality against the number of function evaluations.
+- :func:`cnf_log_prob`: exact log-likelihood of a continuous flow in 2D.
+
+>>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+>>> round(w2(x, x + torch.tensor([3.0, 4.0])), 6)
+5.0
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+import ot
+import torch
+import torchdiffeq
+from torch import Tensor
+
+from .solvers import EVALUATIONS_PER_STEP, Velocity, integrate
+
+
+def _numpy(x: Tensor, name: str) -> np.ndarray:
+    if x.ndim != 2:
+        raise ValueError(f"{name} must have shape (n, d), got {tuple(x.shape)}")
+    return x.detach().cpu().double().numpy()
+
+
+def w2(x: Tensor, y: Tensor) -> float:
+    """Exact ``W2(x, y) = (min_P Σ P_ij ‖x_i − y_j‖²)^{1/2}`` between two empirical measures with
+    uniform weights, ``x`` ``(n, d)``, ``y`` ``(m, d)``. Cost ``O(n³)``: about a second for 2,000 points."""
+    a, b = _numpy(x, "x"), _numpy(y, "y")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"x and y must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
+    cost = ot.dist(a, b)  # squared Euclidean, (n, m)
+    return float(np.sqrt(ot.emd2(ot.unif(len(a)), ot.unif(len(b)), cost, numItermax=10_000_000)))
+
+
+def sliced_w2(x: Tensor, y: Tensor, projections: int = 256, generator: torch.Generator | None = None) -> float:
+    """Sliced W2: the root mean of squared 1D W2 distances along random directions (sorting, ``O(n log n)``).
+    Needs as many points in ``x`` as in ``y``."""
+    if x.shape != y.shape or x.ndim != 2:
+        raise ValueError(f"x and y must have the same shape (n, d), got {tuple(x.shape)} and {tuple(y.shape)}")
+    x, y = x.detach().cpu().double(), y.detach().cpu().double()
+    directions = torch.randn(x.shape[1], projections, generator=generator, dtype=torch.float64)
+    directions /= directions.norm(dim=0)
+    px, py = (x @ directions).sort(0).values, (y @ directions).sort(0).values  # (n, P)
+    return float(((px - py) ** 2).mean().sqrt())
+
+
+def mmd(x: Tensor, y: Tensor, bandwidths: Iterable[float] = (0.1, 0.3, 1.0, 3.0)) -> float:
+    """Squared maximum mean discrepancy with a sum of Gaussian kernels ``exp(−‖a − b‖²/(2h²))``
+    (the biased V-statistic: 0 when ``x`` and ``y`` are the same set)."""
+    a, b = torch.as_tensor(_numpy(x, "x")), torch.as_tensor(_numpy(y, "y"))
+
+    def kernel(p: Tensor, q: Tensor) -> Tensor:
+        sq = torch.cdist(p, q) ** 2
+        return sum(torch.exp(-sq / (2 * h**2)) for h in bandwidths)
+
+    return float(kernel(a, a).mean() + kernel(b, b).mean() - 2 * kernel(a, b).mean())
+
+
+def transport_cost(x0: Tensor, x1: Tensor) -> float:
+    """``E‖x1 − x0‖²`` of a coupling given by paired points ``(n, d)``."""
+    if x0.shape != x1.shape:
+        raise ValueError(f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
+    return float(((x1 - x0) ** 2).sum(1).mean())
+
+
+def straightness(v: Velocity, x0: Tensor, steps: int = 100) -> float:
+    """Straightness ``S = ∫ E‖(Z1 − Z0) − v(Z_t, t)‖² dt`` of the flow of ``v`` from ``x0`` (Liu et al. 2022).
+
+    Zero iff every path is a straight line at constant speed, so that one Euler step is exact.
+    Estimated on an Euler path with ``steps`` steps: ``(1/N) Σ_i ‖(z_N − z_0) − v(z_i, t_i)‖²``.
+    """
+    solution = integrate(v, x0, steps, "euler", return_path=True)
+    states, times = solution.path[:-1], solution.t[:-1]  # (N, n, d), (N,)
+    n, d = x0.shape
+    with torch.no_grad():
+        velocity = v(states.reshape(-1, d), times.repeat_interleave(n)).reshape(steps, n, d)
+    displacement = solution.x - x0  # (n, d)
+    return float(((displacement - velocity) ** 2).sum(-1).mean())
+
+
+def w2_by_nfe(
+    v: Velocity, x0: Tensor, target: Tensor, nfes: Iterable[int] = (1, 2, 4, 8, 100), method: str = "euler"
+) -> dict[int, float]:
+    """``{nfe: W2(samples, target)}`` where the samples are ``x0`` pushed by ``method`` with ``nfe`` evaluations."""
+    result = {}
+    for nfe in nfes:
+        steps, rest = divmod(nfe, EVALUATIONS_PER_STEP[method])
+        if rest or steps < 1:
+            raise ValueError(f"{method} uses {EVALUATIONS_PER_STEP[method]} evaluations a step; nfe={nfe} does not fit")
+        result[nfe] = w2(integrate(v, x0, steps, method).x, target)
+    return result
+
+
+def divergence(v: Velocity, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """``v(x, t)`` and its exact divergence ``Σ_i ∂v_i/∂x_i``, ``(n, d)`` and ``(n,)``: one backward pass
+    per dimension, cheap in 2D (no Hutchinson estimator needed)."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        out = v(x, t)
+        div = sum(
+            torch.autograd.grad(out[:, i].sum(), x, retain_graph=i < x.shape[1] - 1)[0][:, i]
+            for i in range(x.shape[1])
+        )
+    return out.detach(), div.detach()
+
+
+def cnf_log_prob(
+    v: Velocity, x1: Tensor, source_log_prob: Callable[[Tensor], Tensor], rtol: float = 1e-5, atol: float = 1e-5
+) -> Tensor:
+    """Exact log-density ``(n,)`` at ``x1`` of the flow of ``v`` started from a source with ``source_log_prob``.
+
+    Along a path ``d/dt log p_t(x_t) = −div v(x_t, t)``, so
+    ``log p_1(x1) = log p_0(x0) − ∫_0^1 div v(x_t, t) dt`` with ``x0`` found by solving backwards
+    from ``t = 1`` to ``t = 0`` (adaptive Dormand–Prince, exact divergence).
+    """
+    if x1.ndim != 2:
+        raise ValueError(f"x1 must have shape (n, d), got {tuple(x1.shape)}")
+
+    def augmented(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        velocity, div = divergence(v, state[0], t.expand(len(state[0])))
+        return velocity, div
+
+    times = torch.tensor([1.0, 0.0], dtype=x1.dtype, device=x1.device)
+    start = (x1, torch.zeros(len(x1), dtype=x1.dtype, device=x1.device))
+    x0, integral = (s[-1] for s in torchdiffeq.odeint(augmented, start, times, rtol=rtol, atol=atol))
+    # integral = ∫_1^0 div dt = −∫_0^1 div dt
+    return source_log_prob(x0) + integral

@@ -1,0 +1,166 @@
+"""Interpolants between a source point ``x0`` (t = 0) and a target point ``x1`` (t = 1),
+and the distributions the training times are drawn from.
+
+An interpolant is ``x_t = α(t)·x0 + β(t)·x1 + γ(t)·z`` with ``z ~ N(0, I)``,
+``α(0) = β(1) = 1``, ``α(1) = β(0) = γ(0) = γ(1) = 0``. Its conditional velocity
+``d/dt x_t = α̇·x0 + β̇·x1 + γ̇·z`` is the regression target of flow matching:
+the network learns its mean given ``x_t``, the marginal velocity.
+
+>>> path = linear()
+>>> x0, x1, t = torch.zeros(1, 2), torch.ones(1, 2), torch.tensor([0.25])
+>>> path.interpolate(x0, x1, t).tolist(), path.velocity(x0, x1, t).tolist()
+([[0.25, 0.25]], [[1.0, 1.0]])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+Schedule = Callable[[Tensor], Tensor]
+
+
+def _zero(t: Tensor) -> Tensor:
+    return torch.zeros_like(t)
+
+
+@dataclass(frozen=True)
+class Interpolant:
+    """``x_t = α(t)x0 + β(t)x1 + γ(t)z`` with the time derivatives of the three schedules."""
+
+    alpha: Schedule
+    beta: Schedule
+    d_alpha: Schedule
+    d_beta: Schedule
+    gamma: Schedule = _zero
+    d_gamma: Schedule = _zero
+    name: str = "interpolant"
+
+    @property
+    def is_stochastic(self) -> bool:
+        return self.gamma is not _zero
+
+    def interpolate(self, x0: Tensor, x1: Tensor, t: Tensor, z: Tensor | None = None) -> Tensor:
+        """The point ``x_t`` on the path, shape ``(n, d)``; ``t`` of shape ``(n,)``."""
+        _check(x0, x1, t)
+        t = t[:, None]
+        xt = self.alpha(t) * x0 + self.beta(t) * x1
+        return xt if z is None else xt + self.gamma(t) * z
+
+    def velocity(self, x0: Tensor, x1: Tensor, t: Tensor, z: Tensor | None = None) -> Tensor:
+        """The conditional velocity ``α̇x0 + β̇x1 + γ̇z``, shape ``(n, d)``."""
+        _check(x0, x1, t)
+        t = t[:, None]
+        v = self.d_alpha(t) * x0 + self.d_beta(t) * x1
+        return v if z is None else v + self.d_gamma(t) * z
+
+
+def _check(x0: Tensor, x1: Tensor, t: Tensor) -> None:
+    if x0.shape != x1.shape:
+        raise ValueError(f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
+    if t.shape != x0.shape[:1]:
+        raise ValueError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
+
+
+def linear() -> Interpolant:
+    """The straight line of rectified flow and flow matching: ``x_t = (1 − t)x0 + t·x1``, velocity ``x1 − x0``."""
+    return Interpolant(
+        alpha=lambda t: 1 - t,
+        beta=lambda t: t,
+        d_alpha=lambda t: -torch.ones_like(t),
+        d_beta=torch.ones_like,
+        name="linear",
+    )
+
+
+def trigonometric() -> Interpolant:
+    """The variance-preserving (VP) path ``x_t = cos(πt/2)x0 + sin(πt/2)x1``: ``α² + β² = 1``."""
+    h = math.pi / 2
+    return Interpolant(
+        alpha=lambda t: torch.cos(h * t),
+        beta=lambda t: torch.sin(h * t),
+        d_alpha=lambda t: -h * torch.sin(h * t),
+        d_beta=lambda t: h * torch.cos(h * t),
+        name="trigonometric",
+    )
+
+
+def stochastic(sigma: float = 0.5) -> Interpolant:
+    """Linear path plus a Brownian-bridge bump: ``γ(t) = σ√(t(1 − t))``, ``γ̇ = σ(1 − 2t)/(2√(t(1 − t)))``.
+
+    The Schrödinger-bridge path of SB-CFM (Tong et al. 2023) and the stochastic
+    interpolant of Albergo et al. 2023. ``γ̇`` is infinite at ``t ∈ {0, 1}``; draw times
+    inside ``(0, 1)``.
+    """
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0 (sigma = 0 is the linear path), got {sigma}")
+    base = linear()
+
+    def gamma(t: Tensor) -> Tensor:
+        return sigma * (t * (1 - t)).clamp_min(0).sqrt()
+
+    def d_gamma(t: Tensor) -> Tensor:
+        return sigma * (1 - 2 * t) / (2 * (t * (1 - t)).clamp_min(1e-12).sqrt())
+
+    return Interpolant(base.alpha, base.beta, base.d_alpha, base.d_beta, gamma, d_gamma, name=f"stochastic({sigma})")
+
+
+# ---- time samplers: callables ``(n, generator, device) -> (n,)`` with their densities ----
+
+
+@dataclass(frozen=True)
+class UniformTime:
+    """``t ~ U(0, 1)``."""
+
+    def __call__(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        return torch.rand(n, generator=generator, device=device)
+
+    def density(self, t: Tensor) -> Tensor:
+        return torch.ones_like(t)
+
+
+@dataclass(frozen=True)
+class LogitNormalTime:
+    """``t = sigmoid(m + s·n)``, ``n ~ N(0, 1)`` (SD3, Esser et al. 2024; m = 0, s = 1 is their best)."""
+
+    m: float = 0.0
+    s: float = 1.0
+
+    def __post_init__(self):
+        if not self.s > 0:
+            raise ValueError(f"s must be > 0, got {self.s}")
+
+    def __call__(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        return torch.sigmoid(self.m + self.s * torch.randn(n, generator=generator, device=device))
+
+    def density(self, t: Tensor) -> Tensor:
+        logit = torch.log(t / (1 - t))
+        return torch.exp(-0.5 * ((logit - self.m) / self.s) ** 2) / (self.s * math.sqrt(2 * math.pi) * t * (1 - t))
+
+
+@dataclass(frozen=True)
+class UShapedTime:
+    """``p(t) ∝ e^{a t} + e^{a(1 − t)}``: more training near both ends (Lee, Lin, Fanti 2024).
+
+    Drawn by inversion: ``u = log(1 + U·(e^a − 1))/a`` has density ``∝ e^{a u}``; then ``t = u``
+    or ``1 − u`` with probability ½ each.
+    """
+
+    a: float = 4.0
+
+    def __post_init__(self):
+        if not self.a > 0:
+            raise ValueError(f"a must be > 0, got {self.a}")
+
+    def __call__(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        uniform = torch.rand(n, generator=generator, device=device)
+        u = torch.log1p(uniform * math.expm1(self.a)) / self.a
+        flip = torch.rand(n, generator=generator, device=device) < 0.5
+        return torch.where(flip, 1 - u, u)
+
+    def density(self, t: Tensor) -> Tensor:
+        return self.a * (torch.exp(self.a * t) + torch.exp(self.a * (1 - t))) / (2 * math.expm1(self.a))

@@ -1,0 +1,135 @@
+"""Integrate ``dx/dt = v(x, t)`` from ``t = 0`` to ``t = 1`` on a time grid.
+
+The fixed-step methods are written out so they can be read (one function each, with its
+order); an adaptive Dormand–Prince solve from torchdiffeq serves as the accurate reference.
+``v`` is any callable ``v(x, t)`` with ``x`` of shape ``(n, d)`` and ``t`` of shape ``(n,)``.
+Every solver counts its function evaluations (NFE): the cost that one-step methods cut.
+
+>>> v = lambda x, t: -x  # dx/dt = -x, so x(1) = x(0)/e
+>>> round(integrate(v, torch.ones(1, 1), steps=4, method="rk4").x.item(), 4)
+0.3679
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torchdiffeq
+from torch import Tensor
+
+Velocity = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass
+class Solution:
+    """Endpoint ``x`` ``(n, d)``; ``path`` ``(T + 1, n, d)`` at the grid times ``t`` ``(T + 1,)`` if asked; ``nfe``."""
+
+    x: Tensor
+    t: Tensor
+    nfe: int
+    path: Tensor | None = None
+
+
+def _at(t: Tensor, x: Tensor) -> Tensor:
+    return t.expand(len(x))  # the grid time as a batch of times, shape (n,)
+
+
+def euler_step(v: Velocity, x: Tensor, t: Tensor, dt: Tensor) -> Tensor:
+    """``x + dt·v(x, t)``: first order, 1 evaluation."""
+    return x + dt * v(x, _at(t, x))
+
+
+def midpoint_step(v: Velocity, x: Tensor, t: Tensor, dt: Tensor) -> Tensor:
+    """``x + dt·v(x + dt/2·v(x, t), t + dt/2)``: second order, 2 evaluations."""
+    half = x + dt / 2 * v(x, _at(t, x))
+    return x + dt * v(half, _at(t + dt / 2, x))
+
+
+def heun_step(v: Velocity, x: Tensor, t: Tensor, dt: Tensor) -> Tensor:
+    """Trapezoid with an Euler predictor: ``x + dt/2·(k1 + k2)``, ``k2 = v(x + dt·k1, t + dt)``: second order, 2 evaluations."""
+    k1 = v(x, _at(t, x))
+    k2 = v(x + dt * k1, _at(t + dt, x))
+    return x + dt / 2 * (k1 + k2)
+
+
+def rk4_step(v: Velocity, x: Tensor, t: Tensor, dt: Tensor) -> Tensor:
+    """Classical Runge–Kutta: ``x + dt/6·(k1 + 2k2 + 2k3 + k4)``: fourth order, 4 evaluations."""
+    k1 = v(x, _at(t, x))
+    k2 = v(x + dt / 2 * k1, _at(t + dt / 2, x))
+    k3 = v(x + dt / 2 * k2, _at(t + dt / 2, x))
+    k4 = v(x + dt * k3, _at(t + dt, x))
+    return x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
+STEPS = {"euler": euler_step, "midpoint": midpoint_step, "heun": heun_step, "rk4": rk4_step}
+EVALUATIONS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+
+
+def time_grid(steps: int, t0: float = 0.0, t1: float = 1.0, device=None) -> Tensor:
+    """``steps + 1`` evenly spaced times from ``t0`` to ``t1``."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    return torch.linspace(t0, t1, steps + 1, device=device)
+
+
+def integrate(
+    v: Velocity,
+    x0: Tensor,
+    steps: int = 100,
+    method: str = "euler",
+    grid: Tensor | None = None,
+    return_path: bool = False,
+) -> Solution:
+    """Solve ``dx/dt = v(x, t)`` from ``x0`` ``(n, d)`` across a time grid with a fixed-step method.
+
+    Args:
+        v: the velocity field.
+        x0: starting points at ``grid[0]``.
+        steps: number of uniform steps on ``[0, 1]`` (ignored when ``grid`` is given).
+        method: ``"euler"``, ``"midpoint"``, ``"heun"`` or ``"rk4"``.
+        grid: increasing (or decreasing, to run backwards) times, shape ``(T + 1,)``.
+        return_path: also return the states at every grid time.
+
+    Returns:
+        a :class:`Solution`; ``nfe = T × evaluations per step``. Runs without gradients.
+    """
+    if method not in STEPS:
+        raise ValueError(f"unknown method {method!r}; choose one of {sorted(STEPS)}")
+    if x0.ndim != 2:
+        raise ValueError(f"x0 must have shape (n, d), got {tuple(x0.shape)}")
+    grid = time_grid(steps, device=x0.device) if grid is None else grid.to(device=x0.device, dtype=x0.dtype)
+    if grid.ndim != 1 or len(grid) < 2:
+        raise ValueError(f"grid must be a 1-D tensor of at least 2 times, got shape {tuple(grid.shape)}")
+    step = STEPS[method]
+    x, states = x0, [x0]
+    with torch.no_grad():
+        for t, t_next in zip(grid[:-1], grid[1:]):
+            x = step(v, x, t, t_next - t)
+            if return_path:
+                states.append(x)
+    nfe = (len(grid) - 1) * EVALUATIONS_PER_STEP[method]
+    return Solution(x, grid, nfe, torch.stack(states) if return_path else None)
+
+
+def integrate_adaptive(
+    v: Velocity, x0: Tensor, t0: float = 0.0, t1: float = 1.0, rtol: float = 1e-5, atol: float = 1e-5
+) -> Solution:
+    """Accurate reference solve with torchdiffeq's adaptive Dormand–Prince 5(4) (``dopri5``).
+
+    Use it for ground-truth endpoints (reflow pairs, likelihoods); ``nfe`` is what it spent.
+    """
+    if x0.ndim != 2:
+        raise ValueError(f"x0 must have shape (n, d), got {tuple(x0.shape)}")
+    calls = 0
+
+    def field(t: Tensor, x: Tensor) -> Tensor:
+        nonlocal calls
+        calls += 1
+        return v(x, _at(t, x))
+
+    times = torch.tensor([t0, t1], dtype=x0.dtype, device=x0.device)
+    with torch.no_grad():
+        x1 = torchdiffeq.odeint(field, x0, times, rtol=rtol, atol=atol, method="dopri5")[-1]
+    return Solution(x1, times, calls)
