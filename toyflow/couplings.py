@@ -18,8 +18,9 @@ pair. A *pair sampler* (:class:`PairSampler`, :class:`FixedPairs`) draws such ba
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import ot

@@ -15,8 +15,8 @@ the network learns its mean given ``x_t``, the marginal velocity.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor

@@ -9,7 +9,7 @@ Each function draws on ``ax`` (a new one if None) and returns it; tensors may li
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -12,8 +12,8 @@ Every solver counts its function evaluations (NFE): the cost that one-step metho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torchdiffeq
@@ -67,11 +67,11 @@ STEPS = {"euler": euler_step, "midpoint": midpoint_step, "heun": heun_step, "rk4
 EVALUATIONS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
 
 
-def time_grid(steps: int, t0: float = 0.0, t1: float = 1.0, device=None) -> Tensor:
+def time_grid(steps: int, t0: float = 0.0, t1: float = 1.0, device=None, dtype=None) -> Tensor:
     """``steps + 1`` evenly spaced times from ``t0`` to ``t1``."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
-    return torch.linspace(t0, t1, steps + 1, device=device)
+    return torch.linspace(t0, t1, steps + 1, device=device, dtype=dtype)
 
 
 def integrate(
@@ -99,7 +99,7 @@ def integrate(
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(STEPS)}")
     if x0.ndim != 2:
         raise ValueError(f"x0 must have shape (n, d), got {tuple(x0.shape)}")
-    grid = time_grid(steps, device=x0.device) if grid is None else grid.to(device=x0.device, dtype=x0.dtype)
+    grid = time_grid(steps, device=x0.device, dtype=x0.dtype) if grid is None else grid.to(x0)
     if grid.ndim != 1 or len(grid) < 2:
         raise ValueError(f"grid must be a 1-D tensor of at least 2 times, got shape {tuple(grid.shape)}")
     step = STEPS[method]

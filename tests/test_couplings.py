@@ -1,0 +1,105 @@
+import warnings
+
+import pytest
+import torch
+
+from toyflow import couplings, data
+from toyflow.metrics import transport_cost
+
+
+def _batches(seed: int, n: int = 128):
+    g = torch.Generator().manual_seed(seed)
+    return data.get("8gaussians").sample(n, g), data.get("moons").sample(n, g)
+
+
+def _same_rows(a: torch.Tensor, b: torch.Tensor) -> bool:
+    key = lambda x: x[torch.argsort(x[:, 0] * 1e4 + x[:, 1])]  # noqa: E731
+    return torch.equal(key(a), key(b))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_exact_ot_never_raises_the_cost_and_keeps_both_marginals(seed):
+    x0, x1 = _batches(seed)
+    pairs = couplings.ExactOT()(x0, x1)
+    assert torch.equal(pairs.x0, x0)
+    assert _same_rows(pairs.x1, x1)  # a permutation: no point lost or duplicated
+    assert transport_cost(pairs.x0, pairs.x1) <= transport_cost(x0, x1)
+    shuffled = x1[torch.randperm(len(x1), generator=torch.Generator().manual_seed(seed))]
+    assert transport_cost(pairs.x0, pairs.x1) <= transport_cost(x0, shuffled)
+
+
+def test_exact_ot_in_one_dimension_is_the_monotone_rearrangement():
+    x0, x1 = torch.randn(64, 1), 3 * torch.randn(64, 1) + 1
+    pairs = couplings.ExactOT()(x0, x1)
+    order = torch.argsort(pairs.x0[:, 0])
+    assert torch.all(pairs.x1[order, 0].diff() >= 0)
+
+
+def test_sinkhorn_plan_has_uniform_marginals_and_interpolates_ot_and_independent():
+    x0, x1 = _batches(0, 64)
+    plan = couplings.SinkhornOT(reg=1.0).plan(x0, x1)
+    torch.testing.assert_close(plan.sum(1), torch.full((64,), 1 / 64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(plan.sum(0), torch.full((64,), 1 / 64), atol=1e-5, rtol=0)
+    cost = couplings.squared_distances(x0, x1)
+    exact = transport_cost(x0, couplings.ExactOT()(x0, x1).x1)
+    small, large = (float((couplings.SinkhornOT(reg).plan(x0, x1) * cost).sum()) for reg in (0.5, 1000.0))
+    assert exact <= small < 1.05 * exact
+    assert large == pytest.approx(float(cost.mean()), rel=0.02)
+
+
+def test_sinkhorn_pairs_keep_the_source_and_draw_partners_from_the_plan():
+    x0, x1 = _batches(1, 64)
+    pairs = couplings.SinkhornOT(reg=0.5)(x0, x1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(pairs.x0, x0)
+    assert transport_cost(pairs.x0, pairs.x1) < transport_cost(x0, x1)
+
+
+def test_sinkhorn_warns_when_it_does_not_converge():
+    x0, x1 = _batches(2, 64)
+    with pytest.warns(RuntimeWarning, match="increase max_iter or reg"):
+        couplings.SinkhornOT(reg=0.01, max_iter=3)(x0, x1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        couplings.SinkhornOT(reg=1.0)(x0, x1)
+
+
+def test_gibbs_weights_favour_close_pairs_and_vanish_for_huge_eps():
+    x0, x1 = _batches(3)
+    pairs = couplings.GibbsWeighted(eps=1.0)(x0, x1)
+    assert pairs.weight.mean().item() == pytest.approx(1.0)
+    cost = (x0 - x1).norm(dim=1)
+    assert pairs.weight[cost.argmin()] > pairs.weight[cost.argmax()]
+    flat = couplings.GibbsWeighted(eps=1e6)(x0, x1).weight
+    torch.testing.assert_close(flat, torch.ones_like(flat), atol=1e-4, rtol=0)
+
+
+def test_marginal_tilt_is_flat_for_huge_eps_and_tilts_inward_for_small_eps():
+    x0, x1 = _batches(4, 512)
+    tilt0, tilt1 = couplings.GibbsWeighted(eps=1e6).marginal_tilt(x0, x1)
+    torch.testing.assert_close(tilt0, torch.ones(512), atol=1e-4, rtol=0)
+    _, tilt1 = couplings.GibbsWeighted(eps=0.5).marginal_tilt(x0, x1)
+    assert tilt1.mean().item() == pytest.approx(1.0)
+    # the moons points closest to the 8 gaussians' ring get more weight than the centre-most ones
+    radius = x1.norm(dim=1)
+    assert tilt1[radius > radius.quantile(0.8)].mean() > tilt1[radius < radius.quantile(0.2)].mean()
+
+
+def test_pair_samplers():
+    sampler = couplings.PairSampler(data.get("gaussian"), data.get("moons"), couplings.ExactOT())
+    batch = sampler.sample(32, torch.Generator().manual_seed(0))
+    assert batch.x0.shape == batch.x1.shape == (32, 2)
+    z0, z1 = torch.randn(100, 2), torch.randn(100, 2)
+    fixed = couplings.FixedPairs(z0, z1).sample(16, torch.Generator().manual_seed(0))
+    index = torch.cdist(fixed.x0, z0).argmin(1)
+    torch.testing.assert_close(fixed.x1, z1[index])  # pairs stay together
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="reg must be > 0"):
+        couplings.SinkhornOT(reg=-1.0)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        couplings.GibbsWeighted(eps=0.0)
+    with pytest.raises(ValueError, match=r"shape \(B, d\), got \(4, 2\) and \(5, 2\)"):
+        couplings.ExactOT()(torch.zeros(4, 2), torch.zeros(5, 2))
+    with pytest.raises(ValueError, match=r"got \(4, 2\) and \(4, 3\)"):
+        couplings.FixedPairs(torch.zeros(4, 2), torch.zeros(4, 3))

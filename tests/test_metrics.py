@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from toyflow import metrics
+from toyflow.closed_form import GaussianToGaussian
+
+CASE = GaussianToGaussian(mean=(2.0, -1.0), std=0.5)
+
+
+def test_w2_of_a_translation_is_its_length():
+    x = torch.randn(300, 2)
+    assert metrics.w2(x, x) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.w2(x, x + torch.tensor([3.0, 4.0])) == pytest.approx(5.0, rel=1e-5)
+
+
+def test_w2_between_gaussian_samples_approaches_the_closed_form():
+    """W2(N(0, I), N(m, s²I))² = ‖m‖² + d(1 − s)²."""
+    g = torch.Generator().manual_seed(0)
+    x, y = CASE.source.sample(2000, g), CASE.target.sample(2000, g)
+    exact = (5.0 + 2 * 0.5**2) ** 0.5
+    assert metrics.w2(x, y) == pytest.approx(exact, abs=0.1)
+
+
+def test_sliced_w2_equals_w2_in_one_dimension():
+    x, y = torch.randn(500, 1), 2 * torch.randn(500, 1) + 1
+    assert metrics.sliced_w2(x, y, projections=4) == pytest.approx(metrics.w2(x, y), rel=1e-6)
+
+
+def test_mmd_is_zero_for_equal_sets_and_grows_with_a_shift():
+    x = torch.randn(400, 2)
+    assert metrics.mmd(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert 0 < metrics.mmd(x, x + 0.5) < metrics.mmd(x, x + 2.0)
+
+
+def test_straightness_is_zero_for_straight_constant_speed_paths_and_positive_otherwise():
+    """The OT map x ↦ m + s·x of the Gaussian case, followed along straight lines, has
+    v(x, t) = m + (s − 1)x0 with x0 = (x − t·m)/(1 + t(s − 1))."""
+    m, s = torch.tensor(CASE.mean), CASE.std
+
+    def straight(x, t):
+        t = t[:, None]
+        return m + (s - 1) * (x - t * m) / (1 + t * (s - 1))
+
+    x0 = CASE.source.sample(500, torch.Generator().manual_seed(0))
+    assert metrics.straightness(straight, x0) == pytest.approx(0.0, abs=1e-8)
+    assert metrics.straightness(CASE.velocity, x0) > 0.05
+
+
+def test_transport_cost():
+    assert metrics.transport_cost(torch.zeros(3, 2), torch.tensor([[3.0, 4.0]] * 3)) == 25.0
+
+
+def test_w2_by_nfe_improves_with_steps_on_the_gaussian_flow():
+    g = torch.Generator().manual_seed(0)
+    x0, target = CASE.source.sample(1000, g), CASE.target.sample(1000, g)
+    curve = metrics.w2_by_nfe(CASE.velocity, x0, target, nfes=(1, 8, 100))
+    assert curve[1] > curve[8] > 0
+    assert curve[100] < 0.15
+    assert set(metrics.w2_by_nfe(CASE.velocity, x0, target, nfes=(4,), method="rk4")) == {4}
+
+
+def test_divergence_of_a_linear_field_is_its_trace():
+    a = torch.tensor([[1.0, 2.0], [3.0, -4.0]])
+    out, div = metrics.divergence(lambda x, t: x @ a.T, torch.randn(5, 2), torch.zeros(5))
+    torch.testing.assert_close(div, torch.full((5,), -3.0))
+
+
+def test_cnf_log_prob_of_the_gaussian_flow_is_the_target_density():
+    x1 = CASE.target.sample(200, torch.Generator().manual_seed(1)).double()
+    source = GaussianToGaussian(mean=(2.0, -1.0), std=0.5).source
+    log_prob = metrics.cnf_log_prob(CASE.velocity, x1, source.log_prob, rtol=1e-8, atol=1e-8)
+    torch.testing.assert_close(log_prob, CASE.target.log_prob(x1), atol=1e-5, rtol=0)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="same dimension"):
+        metrics.w2(torch.zeros(3, 2), torch.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"x must have shape \(n, d\)"):
+        metrics.w2(torch.zeros(3), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="heun uses 2 evaluations a step; nfe=3"):
+        metrics.w2_by_nfe(CASE.velocity, torch.zeros(3, 2), torch.zeros(3, 2), nfes=(3,), method="heun")
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.sliced_w2(torch.zeros(3, 2), torch.zeros(4, 2))
