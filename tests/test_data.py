@@ -97,3 +97,17 @@ def test_log_prob_checks_shape_and_availability():
         data.get("gaussian").log_prob(torch.zeros(5, 3))
     with pytest.raises(NotImplementedError, match="no closed-form density"):
         data.get("moons").log_prob(torch.zeros(5, 2))
+
+
+def test_diagonal_noise_moons_shift_the_curve_along_the_diagonal_like_torchdyn():
+    """torchcfm's moons: points of the two half circles plus one U(0, noise) added to both coordinates."""
+    x = data.get("moons", noise_type="diagonal", scale=1.0, shift=0.0).sample(2000, torch.Generator().manual_seed(0))
+    on_curve = []
+    for offset in torch.linspace(0, 0.2, 201):
+        p = x - offset
+        upper = (p.norm(dim=1) - 1).abs()
+        lower = ((p - torch.tensor([1.0, 0.5])).norm(dim=1) - 1).abs()
+        on_curve.append(torch.minimum(upper, lower))
+    assert torch.stack(on_curve).min(0).values.max() < 2e-3
+    with pytest.raises(ValueError, match="noise_type must be"):
+        data.get("moons", noise_type="uniform")

@@ -31,3 +31,8 @@ def test_animation_has_at_most_the_frames_asked_and_saves_a_gif(tmp_path):
     plot.save_gif(anim, str(tmp_path / "flow.gif"))
     assert (tmp_path / "flow.gif").read_bytes()[:6] == b"GIF89a"
     plt.close("all")
+
+
+def test_markdown_table_rounds_floats_and_keeps_other_values():
+    text = plot.markdown_table([{"method": "euler", "nfe": 4, "w2": 0.12345}, {"method": "rk4", "nfe": 4, "w2": 0.1}])
+    assert text.splitlines() == ["| method | nfe | w2 |", "|---|---|---|", "| euler | 4 | 0.123 |", "| rk4 | 4 | 0.100 |"]

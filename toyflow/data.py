@@ -149,19 +149,33 @@ def labelled_mixture(k: int = 4, radius: float = 3.0, std: float = 0.5) -> Gauss
 
 @dataclass
 class Moons(Distribution):
-    """Two interleaving half circles (scikit-learn's ``make_moons``, with random angles),
-    then ``scale·x + shift``. The defaults are torchcfm's ``sample_moons``: noise 0.2, ×3 − 1."""
+    """Two interleaving half circles, then ``scale·x + shift`` (default ×3 − 1, as torchcfm's ``sample_moons``).
+
+    ``noise_type="gaussian"`` adds ``N(0, noise²I)`` like scikit-learn's ``make_moons``;
+    ``noise_type="diagonal"`` adds one ``U(0, noise)`` to both coordinates, which is what
+    torchcfm's ``sample_moons`` really draws (through torchdyn's ``generate_moons``): a much
+    thinner data set. Angles are uniform at random (both libraries space them evenly).
+    """
 
     noise: float = 0.2
     scale: float = 3.0
     shift: float = -1.0
+    noise_type: str = "gaussian"
+
+    def __post_init__(self):
+        if self.noise_type not in ("gaussian", "diagonal"):
+            raise ValueError(f"noise_type must be 'gaussian' or 'diagonal', got {self.noise_type!r}")
 
     def _sample(self, n, generator, device):
         angle = math.pi * _rand(n, generator, device)
         upper = _randint(2, n, generator, device).bool()
         x = torch.where(upper, angle.cos(), 1 - angle.cos())
         y = torch.where(upper, angle.sin(), 0.5 - angle.sin())
-        points = torch.stack([x, y], 1) + self.noise * _randn(n, 2, generator, device)
+        points = torch.stack([x, y], 1)
+        if self.noise_type == "gaussian":
+            points = points + self.noise * _randn(n, 2, generator, device)
+        else:
+            points = points + self.noise * _rand(n, generator, device)[:, None]
         return self.scale * points + self.shift
 
 

@@ -167,3 +167,18 @@ def animate(
 def save_gif(animation: FuncAnimation, filename: str, fps: int = 15, dpi: int = 70) -> None:
     """Write an animation as a GIF with Pillow (no ffmpeg needed)."""
     animation.save(filename, writer=PillowWriter(fps=fps), dpi=dpi)
+
+
+def markdown_table(rows: list[Mapping[str, object]], digits: int = 3) -> str:
+    """Rows of ``{column: value}`` as a Markdown table (floats rounded to ``digits``); show it in a notebook
+    with ``IPython.display.Markdown``, or print it in a terminal."""
+    if not rows:
+        raise ValueError("rows must hold at least one row")
+    columns = list(rows[0])
+
+    def cell(value: object) -> str:
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
