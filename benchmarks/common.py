@@ -1,0 +1,89 @@
+"""What every benchmark shares: torchcfm's 2D task, its evaluation sets, timing and the JSON output.
+
+torchcfm's task is ``sample_8gaussians`` → ``sample_moons``: 8 Gaussians at radius 5 with covariance
+``√0.1·I``, to moons scaled ×3 − 1 whose noise is one ``U(0, 0.2)`` added to both coordinates
+(torchdyn's ``generate_moons``, which torchcfm calls). toyflow draws the same distributions,
+i.i.d.: ``data.get("8gaussians")`` and ``data.get("moons", noise_type="diagonal")``.
+
+torchcfm's moons sampler is *stratified*: exactly half the points on each moon, at evenly spaced
+angles. Its evaluation sets are therefore closer to each other than i.i.d. sets: W2 between two of
+them is about 0.08, between an i.i.d. set and one of them about 0.15, between two i.i.d. sets
+0.15–0.26 (the moons' head counts differ by a binomial amount, and that mass must cross between
+moons). The benchmarks score against a stratified reference set like torchcfm's, so their numbers
+compare with the ones measured with torchcfm, and report both floors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from toyflow import data, metrics
+
+RESULTS = Path(__file__).parent / "results"
+EVAL_SIZE = 2000
+
+
+@dataclass
+class Task:
+    source: data.Distribution
+    target: data.Distribution
+    x0: torch.Tensor  # (2000, 2) evaluation source points
+    x1: torch.Tensor  # (2000, 2) evaluation target points
+    floor: float  # W2 between x1 and a second stratified reference set (torchcfm's floor)
+    iid_floor: float  # median W2 between x1 and i.i.d. draws of the exact target: what a perfect sampler scores
+
+    def score(self, samples: torch.Tensor) -> float:
+        return metrics.w2(samples, self.x1)
+
+
+def stratified_moons(n: int, generator: torch.Generator) -> torch.Tensor:
+    """torchcfm's moons reference: n/2 evenly spaced angles per moon, one U(0, 0.2) added to both coordinates, ×3 − 1."""
+    angle = torch.linspace(0, math.pi, n // 2)
+    upper = torch.stack([angle.cos(), angle.sin()], 1)
+    lower = torch.stack([1 - angle.cos(), 0.5 - angle.sin()], 1)
+    points = torch.cat([upper, lower]) + 0.2 * torch.rand(n // 2 * 2, 1, generator=generator)
+    return 3 * points - 1
+
+
+def torchcfm_task(seed: int = 1234) -> Task:
+    """The 8 gaussians → moons task: 2,000 i.i.d. source points, a stratified target reference of 2,000."""
+    source, target = data.get("8gaussians"), data.get("moons", noise_type="diagonal")
+    generator = torch.Generator().manual_seed(seed)
+    x0, x1 = source.sample(EVAL_SIZE, generator), stratified_moons(EVAL_SIZE, generator)
+    floor = metrics.w2(x1, stratified_moons(EVAL_SIZE, generator))
+    iid_floor = statistics.median(metrics.w2(x1, target.sample(EVAL_SIZE, generator)) for _ in range(5))
+    return Task(source, target, x0, x1, floor, iid_floor)
+
+
+def median_seconds(function: Callable[[], object], repeats: int = 7, number: int = 1) -> float:
+    """Median over ``repeats`` runs of the time of ``number`` calls, divided by ``number``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            function()
+        times.append((time.perf_counter() - start) / number)
+    return statistics.median(times)
+
+
+def save(name: str, result: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2))
+    return path
+
+
+def torchcfm_available() -> bool:
+    try:
+        import torchcfm  # noqa: F401
+    except ImportError:
+        return False
+    return True
