@@ -36,7 +36,7 @@ notebooks: $(VENV)/.dev  ## re-execute the notebooks in place, with their output
 		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 notebooks/*.ipynb
 
 bench: $(VENV)/.bench  ## speed and quality tables (JSON in benchmarks/results/)
-	$(BIN)/python benchmarks/flow_matching.py
+	for script in $(filter-out benchmarks/common.py,$(wildcard benchmarks/*.py)); do $(BIN)/python $$script || exit 1; done
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check toyflow tests benchmarks
