@@ -64,6 +64,11 @@ def _randint(high: int, n: int, generator, device) -> Tensor:
     return torch.randint(high, (n,), generator=generator, device=device)
 
 
+def _polar(radius: Tensor | float, angle: Tensor) -> Tensor:
+    """Points ``radius·(cos θ, sin θ)``, shape ``(n, 2)``."""
+    return torch.as_tensor(radius)[..., None] * torch.stack([angle.cos(), angle.sin()], 1)
+
+
 def _positive(name: str, value: float) -> float:
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
@@ -139,7 +144,7 @@ def ring_of_gaussians(k: int = 8, radius: float = 5.0, std: float = 0.1**0.25) -
     """``k`` Gaussians evenly spaced on a circle; the default is torchcfm's ``sample_8gaussians``
     (radius 5, covariance ``√0.1·I``)."""
     angle = torch.arange(k) * 2 * math.pi / k
-    return GaussianMixture(radius * torch.stack([angle.cos(), angle.sin()], 1), std)
+    return GaussianMixture(_polar(radius, angle), std)
 
 
 def labelled_mixture(k: int = 4, radius: float = 3.0, std: float = 0.5) -> GaussianMixture:
@@ -191,8 +196,7 @@ class Circles(Distribution):
     def _sample(self, n, generator, device):
         angle = 2 * math.pi * _rand(n, generator, device)
         r = torch.where(_randint(2, n, generator, device).bool(), self.radius, self.factor * self.radius)
-        circle = r[:, None] * torch.stack([angle.cos(), angle.sin()], 1)
-        return circle + self.noise * self.radius * _randn(n, 2, generator, device)
+        return _polar(r, angle) + self.noise * self.radius * _randn(n, 2, generator, device)
 
 
 @dataclass
@@ -241,8 +245,7 @@ class Spirals(Distribution):
     def _sample(self, n, generator, device):
         r = _rand(n, generator, device).sqrt()  # uniform along the arc length, roughly
         angle = 2 * math.pi * self.turns * r + math.pi * _randint(2, n, generator, device)
-        spiral = r[:, None] * torch.stack([angle.cos(), angle.sin()], 1)
-        return self.size * (spiral + self.noise * _randn(n, 2, generator, device))
+        return self.size * (_polar(r, angle) + self.noise * _randn(n, 2, generator, device))
 
 
 @dataclass
@@ -278,8 +281,7 @@ class Rings(Distribution):
         ring = torch.multinomial(k / k.sum(), n, replacement=True, generator=generator)
         r = self.size * (ring + 1) / self.count
         angle = 2 * math.pi * _rand(n, generator, device)
-        circle = r[:, None] * torch.stack([angle.cos(), angle.sin()], 1)
-        return circle + self.noise * self.size * _randn(n, 2, generator, device)
+        return _polar(r, angle) + self.noise * self.size * _randn(n, 2, generator, device)
 
 
 REGISTRY = {
