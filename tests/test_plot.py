@@ -26,7 +26,7 @@ def test_static_figures_draw_their_artists():
 
 def test_animation_has_at_most_the_frames_asked_and_saves_a_gif(tmp_path):
     anim = plot.animate({"a": _path(), "b": _path()}, frames=8)
-    html = anim.to_jshtml()
+    html = plot.to_html(anim)
     assert html.count("data:image/png;base64") == 8
     plot.save_gif(anim, str(tmp_path / "flow.gif"))
     assert (tmp_path / "flow.gif").read_bytes()[:6] == b"GIF89a"

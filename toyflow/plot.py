@@ -164,6 +164,14 @@ def animate(
     return FuncAnimation(fig, draw, frames=len(chosen), interval=interval, blit=True)
 
 
+def to_html(animation: FuncAnimation) -> str:
+    """The animation as self-contained HTML (``to_jshtml``), closing its figure so it is not drawn twice.
+    In a notebook: ``HTML(plot.to_html(anim))``."""
+    html = animation.to_jshtml()
+    plt.close(animation._fig)
+    return html
+
+
 def save_gif(animation: FuncAnimation, filename: str, fps: int = 15, dpi: int = 70) -> None:
     """Write an animation as a GIF with Pillow (no ffmpeg needed)."""
     animation.save(filename, writer=PillowWriter(fps=fps), dpi=dpi)
