@@ -58,6 +58,20 @@ class Interpolant:
         v = self.d_alpha(t) * x0 + self.d_beta(t) * x1
         return v if z is None else v + self.d_gamma(t) * z
 
+    def endpoints(self, xt: Tensor, v: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """The pair ``(x0, x1)`` whose path passes ``xt`` at time ``t`` with velocity ``v`` (``γ = 0``).
+
+        Solves ``α·x0 + β·x1 = x_t``, ``α̇·x0 + β̇·x1 = v``: ``x0 = (β̇·x_t − β·v)/D``, ``x1 = (α·v − α̇·x_t)/D``
+        with ``D = α·β̇ − β·α̇`` (``1`` on the linear path, ``π/2`` on the trigonometric one).
+        """
+        _check(xt, v, t)
+        if self.is_stochastic:
+            raise ValueError(f"endpoints needs a deterministic path (gamma = 0), got {self.name}")
+        t = t[:, None]
+        alpha, beta, d_alpha, d_beta = self.alpha(t), self.beta(t), self.d_alpha(t), self.d_beta(t)
+        det = alpha * d_beta - beta * d_alpha
+        return (d_beta * xt - beta * v) / det, (alpha * v - d_alpha * xt) / det
+
 
 def _check(x0: Tensor, x1: Tensor, t: Tensor) -> None:
     if x0.shape != x1.shape:

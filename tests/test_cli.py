@@ -1,0 +1,41 @@
+import json
+
+import pytest
+
+from toyflow.cli import main
+
+
+def test_reflow_writes_its_figures_animation_and_metrics(tmp_path, capsys):
+    main(["reflow", "--steps", "30", "--pairs", "200", "--rounds", "1", "--out", str(tmp_path), "--no-progress"])
+    for name in ("trajectories.png", "reflow.gif", "reflow.html", "metrics.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    result = json.loads((tmp_path / "metrics.json").read_text())
+    assert [row["round"] for row in result["rounds"]] == ["1-RF", "2-RF"]
+    assert {"straightness", "transport cost", "W2 @1", "W2 @100"} <= set(result["rounds"][0])
+    assert "| 2-RF |" in capsys.readouterr().out
+
+
+def test_train_writes_trajectories_and_metrics(tmp_path):
+    main(["train", "--steps", "20", "--out", str(tmp_path), "--no-progress", "--coupling", "ot"])
+    assert (tmp_path / "trajectories.png").exists()
+    assert json.loads((tmp_path / "metrics.json").read_text())["coupling"] == "ot"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["reflow", "--rounds", "-1"], "--rounds (reflow rounds after 1-RF) must be >= 0, got -1"),
+        (["reflow", "--steps", "0"], "--steps must be >= 1, got 0"),
+        (["reflow", "--pairs", "0"], "--pairs must be >= 1, got 0"),
+        (["reflow", "--source", "bananas"], "argument --source: invalid choice: 'bananas'"),
+        (["train", "--steps", "-3"], "--steps must be >= 1, got -3"),
+        (["train", "--coupling", "magic"], "argument --coupling: invalid choice: 'magic'"),
+        (["fly"], "invalid choice: 'fly'"),
+    ],
+)
+def test_bad_arguments_exit_non_zero_with_a_message(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--out", str(tmp_path)] if argv[0] != "fly" else argv)
+    assert exit_info.value.code != 0
+    text = str(exit_info.value.code) + capsys.readouterr().err
+    assert message in text
