@@ -25,8 +25,8 @@ $(VENV)/.bench: $(VENV)/.dev
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	touch $@
 
-demo: $(VENV)/.core  ## train the main job and write its figures to $(OUT)
-	$(BIN)/python -m toyflow train --out $(OUT)
+demo: $(VENV)/.core  ## the main job: 1-RF and two reflow rounds, figures and metrics in $(OUT)
+	$(BIN)/python -m toyflow reflow --out $(OUT)
 
 test: $(VENV)/.dev  ## unit tests, doctests and every notebook executed top to bottom
 	$(BIN)/python -m pytest -q tests toyflow --nbval-lax --nbval-current-env notebooks
