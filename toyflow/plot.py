@@ -91,6 +91,21 @@ def pairs(
     return ax
 
 
+def curves(
+    x: Tensor, ax: Axes | None = None, count: int | None = 50, lim: float | None = 7.0, title: str | None = None,
+    color: str | None = None, points: bool = False,
+) -> Axes:
+    """Sequences ``(n, T, 2)`` as polylines (toy sequences, or grid lines warped by a flow): the first ``count``
+    (all if None), each in its own colour unless ``color`` is given, with their points if ``points``."""
+    ax = _axes(ax, lim, title)
+    lines = _np(x[:count])
+    colors = [color] * len(lines) if color else plt.get_cmap("tab10")(np.arange(len(lines)) % 10)
+    ax.add_collection(LineCollection(lines, colors=colors, linewidths=0.8, alpha=0.8))
+    if points:
+        ax.scatter(lines[..., 0].ravel(), lines[..., 1].ravel(), s=3, color="0.2", linewidths=0, zorder=3)
+    return ax
+
+
 def _grid(lim: float, resolution: int) -> tuple[Tensor, np.ndarray]:
     axis = torch.linspace(-lim, lim, resolution)
     gx, gy = torch.meshgrid(axis, axis, indexing="xy")

@@ -1,0 +1,160 @@
+import math
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+import toyflow
+from toyflow import data, metrics, plot
+from toyflow.closed_form import GaussianToGaussian
+from toyflow.nf import MAF, Curves, MaximumLikelihood, RealNVP, TARFlow
+from toyflow.train import fit
+
+FLOWS = {
+    "realnvp": lambda: RealNVP(dim=2, layers=4, hidden=16),
+    "maf": lambda: MAF(dim=2, layers=4, hidden=16),
+    "maf 3d": lambda: MAF(dim=3, layers=3, hidden=16),
+    "tarflow 2d": lambda: TARFlow(tokens=2, channels=1, blocks=2, width=16, heads=2),
+    "tarflow curves": lambda: TARFlow(tokens=6, channels=2, blocks=2, width=16, heads=2),
+}
+PLANAR = ["realnvp", "maf", "tarflow 2d"]
+
+
+def _random_flow(name: str, scale: float = 0.1) -> torch.nn.Module:
+    """A flow whose weights are moved off their identity initialisation, so every layer does something."""
+    toyflow.seed(0)
+    flow = FLOWS[name]()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return flow.eval()
+
+
+def _inputs(flow, n: int, dtype=torch.float32) -> torch.Tensor:
+    return torch.randn((n, *flow.event_shape), generator=torch.Generator().manual_seed(1), dtype=dtype)
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_inverse_undoes_forward_and_their_log_dets_cancel(name):
+    flow = _random_flow(name)
+    x = _inputs(flow, 200)
+    with torch.no_grad():
+        z, log_det = flow(x)
+        back, inverse_log_det = flow.inverse(z)
+    torch.testing.assert_close(back, x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(inverse_log_det, -log_det, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_log_dets_are_the_log_abs_det_of_the_autograd_jacobian(name):
+    flow = _random_flow(name, scale=0.3).double()
+    for x in _inputs(flow, 3, torch.float64):
+        for direction in (flow.forward, flow.inverse):
+            jacobian = torch.autograd.functional.jacobian(lambda v, f=direction: f(v[None])[0][0].flatten(), x)
+            expected = torch.linalg.slogdet(jacobian.reshape(x.numel(), x.numel()))[1]
+            assert direction(x[None])[1].item() == pytest.approx(expected.item(), abs=1e-8)
+
+
+@pytest.mark.parametrize("name", PLANAR)
+def test_each_planar_flow_density_integrates_to_one(name):
+    flow = _random_flow(name)
+    axis = torch.linspace(-10, 10, 401)
+    gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+    grid = torch.stack([gx.flatten(), gy.flatten()], 1).reshape(-1, *flow.event_shape)
+    with torch.no_grad():
+        total = flow.log_prob(grid).exp().sum().item() * (axis[1] - axis[0]).item() ** 2
+    assert total == pytest.approx(1.0, abs=0.01)
+
+
+def test_maximum_likelihood_fits_a_gaussian_to_its_entropy():
+    target = data.get("gaussian", mean=(2.0, -1.0), std=0.5)
+    toyflow.seed(0)
+    flow = MAF(dim=2, layers=2, hidden=16)
+    fit(flow, MaximumLikelihood(target), steps=400, lr=1e-2, progress=False)
+    x = target.sample(4000, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        gap = (target.log_prob(x) - flow.log_prob(x)).mean().item()  # KL(target ‖ flow) ≥ 0, estimated
+    assert -0.02 < gap < 0.02, f"the flow's NLL is {gap:.4f} nats above the true NLL"
+
+
+def test_jacobi_and_gauss_seidel_jacobi_reproduce_sequential_decoding_in_at_most_T_passes():
+    flow = _random_flow("tarflow curves", scale=0.05)
+    z = _inputs(flow, 64)
+    with torch.no_grad():
+        sequential = flow.decode(z, "sequential")
+        assert sequential.iterations == [6, 6]
+        for method, group in (("jacobi", None), ("gs-jacobi", 2), ("gs-jacobi", 4)):
+            decoded = flow.decode(z, method, group=group)
+            torch.testing.assert_close(decoded.x, sequential.x, atol=1e-5, rtol=0)
+            torch.testing.assert_close(decoded.log_det, sequential.log_det, atol=1e-5, rtol=0)
+            assert all(1 <= passes <= 6 for passes in decoded.iterations), (method, group, decoded.iterations)
+
+
+def test_after_k_jacobi_iterations_the_first_k_tokens_are_exact():
+    flow = _random_flow("tarflow curves", scale=0.3)
+    block, z = flow.layers[0], _inputs(flow, 32)  # the first block reads the tokens in order
+    with torch.no_grad():
+        exact = block.solve(z, group=1)[0]
+        errors = [(block.solve(z, group=6, tol=0.0, max_iterations=k)[0] - exact).abs().amax((0, 2)) for k in range(1, 7)]
+    for k, error in enumerate(errors, start=1):
+        assert error[:k].max() < 1e-5, f"after {k} iterations token errors are {error.tolist()}"
+    assert errors[0][1:].max() > 1e-3, "one iteration should not already be exact on a random flow"
+
+
+def test_denoise_is_tweedie_for_a_standard_normal_flow():
+    flow = RealNVP(dim=2, layers=2)  # zero-initialised: the identity, so p = N(0, I) and the score is −x
+    x = torch.randn(10, 2)
+    torch.testing.assert_close(flow.denoise(x, noise=0.1), 0.99 * x)
+
+
+def test_cnf_log_prob_of_the_closed_form_field_at_default_float32_settings():
+    """The NLL tables call metrics.cnf_log_prob in float32 at its default tolerances: accurate to 1e-3 nats."""
+    case = GaussianToGaussian(mean=(2.0, -1.0), std=0.5)
+    x1 = case.target.sample(500, torch.Generator().manual_seed(2))
+    log_prob = metrics.cnf_log_prob(case.velocity, x1, case.source.log_prob)
+    assert (log_prob - case.target.log_prob(x1)).abs().max() < 1e-3
+
+
+def test_curves_are_reproducible_sequences_of_the_asked_kinds():
+    curves = Curves(length=10, noise=0.0, kinds=("circle",))
+    x = curves.sample(50, torch.Generator().manual_seed(0))
+    assert x.shape == (50, 10, 2) and curves.event_shape == (10, 2)
+    assert torch.equal(x, curves.sample(50, torch.Generator().manual_seed(0)))
+    steps = (x[:, 1:] - x[:, :-1]).norm(dim=-1)  # equal chords on a circle
+    torch.testing.assert_close(steps, steps[:, :1].expand_as(steps), atol=1e-5, rtol=0)
+
+
+def test_sampling_draws_from_the_flow_reproducibly():
+    flow = _random_flow("tarflow curves")
+    first = flow.sample(5, torch.Generator().manual_seed(3))
+    assert first.shape == (5, 6, 2) and torch.equal(first, flow.sample(5, torch.Generator().manual_seed(3)))
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 2\), got \(4, 3\)"):
+        RealNVP()(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match=r"z must have shape \(n, 6, 2\), got \(4, 6\)"):
+        TARFlow(tokens=6, width=16).decode(torch.zeros(4, 6))
+    with pytest.raises(ValueError, match="unknown method 'newton'"):
+        TARFlow(tokens=6, width=16).decode(torch.zeros(4, 6, 2), "newton")
+    with pytest.raises(ValueError, match="group must be a positive int, got 0"):
+        TARFlow(tokens=6, width=16).decode(torch.zeros(4, 6, 2), "gs-jacobi", group=0)
+    with pytest.raises(ValueError, match="width must be divisible by heads"):
+        TARFlow(tokens=6, width=10, heads=4)
+    with pytest.raises(ValueError, match="dim must be >= 2"):
+        RealNVP(dim=1)
+    with pytest.raises(ValueError, match="layers must be a positive int, got 0"):
+        MAF(layers=0)
+    with pytest.raises(ValueError, match="noise must be >= 0"):
+        MaximumLikelihood(data.get("moons"), noise=-1.0)
+    with pytest.raises(ValueError, match="kinds must be a non-empty selection"):
+        Curves(kinds=("zigzag",))
+    with pytest.raises(ValueError, match="length must be an int >= 2"):
+        Curves(length=1)
+    assert math.isfinite(MaximumLikelihood(Curves(length=6), batch_size=8)(TARFlow(tokens=6, width=16), None).item())
+
+
+def test_curves_are_drawn_as_polylines():
+    ax = plot.curves(Curves(length=8).sample(20, torch.Generator().manual_seed(0)), count=10, points=True)
+    assert len(ax.collections[0].get_segments()) == 10 and len(ax.collections) == 2
+    plt.close("all")

@@ -1,0 +1,21 @@
+"""Normalizing flows with exact likelihood (METHODS.md §15).
+
+- :mod:`~toyflow.nf.base`: the :class:`Flow` API shared by all (``forward``, ``inverse``, ``log_prob``,
+  ``sample``, ``denoise``) and the :class:`MaximumLikelihood` objective that ``train.fit`` minimises.
+- :mod:`~toyflow.nf.coupling`: RealNVP, affine coupling layers with alternating masks.
+- :mod:`~toyflow.nf.autoregressive`: MAF, masked autoregressive layers (MADE).
+- :mod:`~toyflow.nf.tarflow`: TARFlow, causal-transformer blocks, inverted sequentially, by Jacobi
+  or by Gauss–Seidel–Jacobi iteration.
+- :mod:`~toyflow.nf.curves`: short noisy 2D curves, the toy sequences TARFlow learns.
+"""
+
+from .autoregressive import MADE, MAF, MaskedAutoregressive
+from .base import Flow, MaximumLikelihood, standard_normal_log_prob
+from .coupling import AffineCoupling, RealNVP
+from .curves import Curves
+from .tarflow import AutoregressiveBlock, CausalTransformer, Decoding, TARFlow
+
+__all__ = [
+    "MADE", "MAF", "AffineCoupling", "AutoregressiveBlock", "CausalTransformer", "Curves", "Decoding", "Flow",
+    "MaskedAutoregressive", "MaximumLikelihood", "RealNVP", "TARFlow", "standard_normal_log_prob",
+]
