@@ -51,6 +51,7 @@ Gaussian case (tests/test_meanflow.py) and on 8 gaussians → moons (notebooks/0
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -108,7 +109,9 @@ def meanflow_target(u: AverageVelocity, x: Tensor, s: Tensor, t: Tensor, v: Tens
         s, t: start and end times, ``(n,)`` each.
         v: the velocity at ``(x, s)``, ``(n, d)``: ``x1 − x0`` in training.
     """
-    _, du_ds = torch.func.jvp(u, (x, s, t), (v, torch.ones_like(s), torch.zeros_like(t)))
+    with warnings.catch_warnings():  # torch's first forward-mode call scripts its decompositions with a deprecated API
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+        _, du_ds = torch.func.jvp(u, (x, s, t), (v, torch.ones_like(s), torch.zeros_like(t)))
     return v + (t - s)[:, None] * du_ds
 
 
