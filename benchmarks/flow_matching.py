@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from functools import partial
 
 import torch
-from common import median_seconds, save, torchcfm_available, torchcfm_task
+from common import median_seconds, save, torchcfm_available, torchcfm_task, train_torchcfm
 from tqdm.auto import tqdm
 
 from toyflow import couplings, data, metrics, models, plot
@@ -76,28 +75,10 @@ def time_to_quality(task, budgets: list[float], lr: float) -> list[dict]:
 
 
 def torchcfm_recipe(task, steps: int) -> dict:
-    """torchcfm's 2D tutorial recipe: their MLP (width 64, SELU), I-CFM with σ = 0.1, Adam 1e-3, batch 256, their samplers."""
+    """torchcfm's 2D tutorial recipe: I-CFM with σ = 0.1 in their training loop (``common.train_torchcfm``)."""
     from torchcfm.conditional_flow_matching import ConditionalFlowMatcher
-    from torchcfm.models.models import MLP
-    from torchcfm.utils import sample_8gaussians, sample_moons
 
-    torch.manual_seed(0)
-    model = MLP(dim=2, time_varying=True, w=64)
-    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-    matcher = ConditionalFlowMatcher(sigma=0.1)
-    start = time.perf_counter()
-    for _ in tqdm(range(steps), desc="torchcfm recipe", mininterval=2):
-        x0, x1 = sample_8gaussians(256), sample_moons(256)
-        t, xt, ut = matcher.sample_location_and_conditional_flow(x0, x1)
-        loss = ((model(torch.cat([xt, t[:, None]], 1)) - ut) ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    seconds = time.perf_counter() - start
-
-    def velocity(x, t):
-        return model(torch.cat([x, t[:, None]], 1))
-
+    velocity, seconds = train_torchcfm(ConditionalFlowMatcher(sigma=0.1), steps, "torchcfm recipe")
     return {"recipe": "torchcfm I-CFM", "steps": steps, "train s": seconds, **evaluate(velocity, task)}
 
 

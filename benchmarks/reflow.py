@@ -17,7 +17,7 @@ import copy
 import time
 
 import torch
-from common import save, torchcfm_available, torchcfm_task
+from common import save, torchcfm_available, torchcfm_task, train_torchcfm
 from tqdm.auto import tqdm
 
 from toyflow import metrics, models, paths, plot, rectify
@@ -49,24 +49,10 @@ def pipeline(task, steps: int, pairs: int, lee: bool, seed: int) -> list[dict]:
 
 
 def torchcfm_ot_cfm(task, steps: int) -> dict:
-    """torchcfm's OT-CFM tutorial recipe: their MLP (width 64), exact minibatch OT, σ = 0.1, Adam 1e-3, batch 256."""
+    """torchcfm's OT-CFM tutorial recipe: exact minibatch OT, σ = 0.1, in their training loop (``common.train_torchcfm``)."""
     from torchcfm.conditional_flow_matching import ExactOptimalTransportConditionalFlowMatcher
-    from torchcfm.models.models import MLP
-    from torchcfm.utils import sample_8gaussians, sample_moons
 
-    torch.manual_seed(0)
-    model = MLP(dim=2, time_varying=True, w=64)
-    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-    matcher = ExactOptimalTransportConditionalFlowMatcher(sigma=0.1)
-    start = time.perf_counter()
-    for _ in tqdm(range(steps), desc="torchcfm OT-CFM", mininterval=2):
-        t, xt, ut = matcher.sample_location_and_conditional_flow(sample_8gaussians(256), sample_moons(256))
-        loss = ((model(torch.cat([xt, t[:, None]], 1)) - ut) ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    seconds = time.perf_counter() - start
-    velocity = lambda x, t: model(torch.cat([x, t[:, None]], 1))  # noqa: E731
+    velocity, seconds = train_torchcfm(ExactOptimalTransportConditionalFlowMatcher(sigma=0.1), steps, "torchcfm OT-CFM")
     return {"stage": f"torchcfm OT-CFM ({steps} steps)", "stage s": seconds,
             **{f"W2 @{k}": w for k, w in metrics.w2_by_nfe(velocity, task.x0, task.x1, (1, 2, 4, 8, 100)).items()}}
 
