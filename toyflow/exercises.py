@@ -1,0 +1,122 @@
+"""Checkers for the notebooks' exercises: the student writes a piece of a method, a checker runs it
+next to the library's reference on random inputs and says in plain words what is wrong.
+
+Each ``check_*`` prints one verdict and returns True when the student's function agrees with the
+reference on every case. A function that still raises ``NotImplementedError`` is reported as not
+written yet (not as a failure of the notebook), so an unsolved exercise cell runs through.
+
+>>> def euler(v, x, t, dt):
+...     return x + dt * v(x, t.expand(len(x)))
+>>> check_euler_step(euler)
+check_euler_step: correct on 4 random cases.
+True
+>>> check_euler_step(lambda v, x, t, dt: x - dt * v(x, t.expand(len(x))))
+check_euler_step: wrong on case 1: it looks like the step goes backwards: use x + dt·v, not x − dt·v.
+False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from . import closed_form, solvers
+
+Case = tuple  # the positional arguments of one call
+Diagnosis = tuple[str, Callable[..., Tensor]]  # (what the mistake is, the function that makes it)
+
+
+def compare(
+    student: Callable[..., Tensor],
+    reference: Callable[..., Tensor],
+    cases: Sequence[Case],
+    name: str,
+    diagnoses: Sequence[Diagnosis] = (),
+    atol: float = 1e-5,
+) -> bool:
+    """Run ``student(*case)`` and ``reference(*case)`` on every case; print a verdict; True if all agree.
+
+    The verdict names the first thing that is wrong: not written yet, an exception, not a tensor,
+    the wrong shape (both shapes), NaN, or values off by how much — and, when the wrong values
+    equal one of the ``diagnoses`` (common mistakes, each written as a function), which mistake.
+    """
+
+    def fail(index: int, message: str) -> bool:
+        print(f"{name}: wrong on case {index}: {message}")
+        return False
+
+    for index, case in enumerate(cases, 1):
+        try:
+            got = student(*case)
+        except NotImplementedError:
+            print(f"{name}: not written yet — replace `raise NotImplementedError` with your code and run the cell again.")
+            return False
+        except Exception as error:  # the student's bug, reported rather than raised
+            return fail(index, f"your function raised {type(error).__name__}: {error}")
+        with torch.no_grad():
+            expected = reference(*case)
+        if not isinstance(got, Tensor):
+            return fail(index, f"it must return a torch.Tensor, got {type(got).__name__}.")
+        if got.shape != expected.shape:
+            return fail(index, f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)}.")
+        if not torch.isfinite(got).all():
+            return fail(index, "the result holds NaN or inf.")
+        if torch.allclose(got, expected, atol=atol, rtol=1e-4):
+            continue
+        for mistake, wrong in diagnoses:
+            with torch.no_grad():
+                if torch.allclose(got, wrong(*case), atol=atol, rtol=1e-4):
+                    return fail(index, f"it looks like {mistake}.")
+        error = (got - expected).abs().max().item()
+        return fail(index, f"off by up to {error:.3g} from the reference (tolerance {atol:g}).")
+    print(f"{name}: correct on {len(cases)} random cases.")
+    return True
+
+
+def _gaussian_field(generator: torch.Generator) -> Callable[[Tensor, Tensor], Tensor]:
+    """A closed-form, non-linear-in-time velocity field (Gaussian → Gaussian) for checking steps."""
+    mean = tuple(torch.randn(2, generator=generator).tolist())
+    std = 0.3 + torch.rand((), generator=generator).item()
+    return closed_form.GaussianToGaussian(mean, std).velocity
+
+
+def _step_cases(seed: int = 0, count: int = 4) -> list[Case]:
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for _ in range(count):
+        x = torch.randn(16, 2, generator=generator, dtype=torch.float64)
+        t = torch.rand((), generator=generator, dtype=torch.float64) * 0.8
+        dt = 0.05 + torch.rand((), generator=generator, dtype=torch.float64) * 0.15
+        cases.append((_gaussian_field(generator), x, t, dt))
+    return cases
+
+
+def check_euler_step(step: Callable[..., Tensor]) -> bool:
+    """Check ``step(v, x, t, dt)``, one Euler step ``x + dt·v(x, t)``; ``t`` and ``dt`` are 0-d tensors."""
+    return compare(step, solvers.euler_step, _step_cases(), "check_euler_step", [
+        ("the step goes backwards: use x + dt·v, not x − dt·v", lambda v, x, t, dt: x - dt * v(x, t.expand(len(x)))),
+        ("the step forgets dt: multiply the velocity by dt", lambda v, x, t, dt: x + v(x, t.expand(len(x)))),
+        ("the velocity is evaluated at t + dt: Euler uses the start of the step", lambda v, x, t, dt: x + dt * v(x, (t + dt).expand(len(x)))),
+    ])
+
+
+def check_heun_step(step: Callable[..., Tensor]) -> bool:
+    """Check ``step(v, x, t, dt)``, Heun's step ``x + dt/2·(k1 + k2)``, ``k2 = v(x + dt·k1, t + dt)``."""
+
+    def at(t: Tensor, x: Tensor) -> Tensor:
+        return t.expand(len(x))
+
+    def k2_only(v, x, t, dt):
+        return x + dt * v(x + dt * v(x, at(t, x)), at(t + dt, x))
+
+    def k2_at_start_time(v, x, t, dt):
+        k1 = v(x, at(t, x))
+        return x + dt / 2 * (k1 + v(x + dt * k1, at(t, x)))
+
+    return compare(step, solvers.heun_step, _step_cases(1), "check_heun_step", [
+        ("you took the Euler step (k1 only): average k1 and k2", solvers.euler_step),
+        ("you used k2 alone: Heun averages the two slopes, dt/2·(k1 + k2)", k2_only),
+        ("k2 is evaluated at time t: the predictor lands at t + dt", k2_at_start_time),
+    ])
