@@ -1,0 +1,124 @@
+"""The course website, checked in a real browser (headless Chromium driven by playwright).
+
+Builds the site with ``docs/course.py``, serves it on the loopback address and, on every page, asserts: no console
+error, every image loaded (natural width > 0), no raw ``$$`` left by the math renderer, every internal link resolves.
+On the reflow page the animation must change its frame as it plays. Screenshots go to ``out/site/screenshots``.
+Without Chromium the test is skipped with the install command; under ``CI=true`` that skip is a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "docs"))
+import course  # noqa: E402
+
+INSTALL = "apt-get install -y chromium && pip install -e '.[site]'"
+
+
+def _chromium() -> str | None:
+    return next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)
+
+
+def _require(condition: bool, reason: str) -> None:
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI must run the browser test ({INSTALL})")
+    pytest.skip(f"{reason}; install it with: {INSTALL}")
+
+
+@pytest.fixture(scope="module")
+def site():
+    _require(_chromium() is not None, "no Chromium found")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _require(False, "playwright is not installed")
+    out = ROOT / "out" / "site"
+    started = time.perf_counter()
+    pages = course.build_site(out)
+    print(f"make site: {len(pages)} pages in {time.perf_counter() - started:.1f} s")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield out, pages, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _check_page(page, url: str, out: Path) -> list[str]:
+    problems: list[str] = []
+    page.on("console", lambda message: message.type == "error" and problems.append(f"console error: {message.text}"))
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url[:100]}"))
+    page.on("response", lambda response: response.status >= 400 and problems.append(f"HTTP {response.status}: {response.url}"))
+    page.goto(url, wait_until="load")
+    if page.evaluate("typeof MathJax !== 'undefined'"):
+        page.evaluate("new Promise(done => MathJax.Hub.Queue(() => done(true)))")
+    broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))")
+    problems += [f"image not loaded: {src}" for src in broken]
+    text = page.evaluate("document.body.innerText")
+    if "$$" in text:
+        at = text.index("$$")
+        problems.append(f"raw $$ left unrendered: …{text[max(at - 60, 0):at + 60]}…")
+    for href in page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))"):
+        target = urlparse(href)
+        if target.scheme or href.startswith(("#", "mailto:")):
+            continue
+        if not (out / unquote(target.path)).is_file():
+            problems.append(f"broken link: {href}")
+    return problems
+
+
+def test_every_page_renders_in_chromium(site):
+    from playwright.sync_api import sync_playwright
+
+    out, pages, base = site
+    shots = out / "screenshots"
+    shots.mkdir(exist_ok=True)
+    report = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        for path in pages:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            report[path.name] = _check_page(page, f"{base}/{path.name}", out)
+            if path.name in ("index.html", "03_rectified_flow.html"):
+                page.screenshot(path=str(shots / path.name.replace(".html", ".png")), full_page=path.name == "index.html")
+            page.close()
+        browser.close()
+    print(f"checked {len(report)} pages in Chromium")
+    for name, problems in report.items():
+        print(name, problems or "ok")
+    assert len(report) == len(course.paths()) + 2, "expected the landing page, the methods page and a page per notebook"
+    assert not {name: problems for name, problems in report.items() if problems}
+
+
+def test_the_reflow_animation_plays(site):
+    from playwright.sync_api import sync_playwright
+
+    out, _, base = site
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(f"{base}/03_rectified_flow.html", wait_until="load")
+        gif = page.locator("img[src^='data:image/gif']").first
+        gif.scroll_into_view_if_needed()
+        frames = []
+        for _ in range(3):
+            frames.append(gif.screenshot())
+            page.wait_for_timeout(700)
+        gif.screenshot(path=str(out / "screenshots" / "animation.png"))
+        browser.close()
+    assert len(set(frames)) > 1, "the animation showed the same frame for 1.4 s"
