@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from . import closed_form, solvers
+from . import closed_form, couplings, meanflow, solvers
 
 Case = tuple  # the positional arguments of one call
 Diagnosis = tuple[str, Callable[..., Tensor]]  # (what the mistake is, the function that makes it)
@@ -95,10 +95,13 @@ def _step_cases(seed: int = 0, count: int = 4) -> list[Case]:
 
 def check_euler_step(step: Callable[..., Tensor]) -> bool:
     """Check ``step(v, x, t, dt)``, one Euler step ``x + dt·v(x, t)``; ``t`` and ``dt`` are 0-d tensors."""
+    def at_end(v, x, t, dt):
+        return x + dt * v(x, (t + dt).expand(len(x)))
+
     return compare(step, solvers.euler_step, _step_cases(), "check_euler_step", [
         ("the step goes backwards: use x + dt·v, not x − dt·v", lambda v, x, t, dt: x - dt * v(x, t.expand(len(x)))),
         ("the step forgets dt: multiply the velocity by dt", lambda v, x, t, dt: x + v(x, t.expand(len(x)))),
-        ("the velocity is evaluated at t + dt: Euler uses the start of the step", lambda v, x, t, dt: x + dt * v(x, (t + dt).expand(len(x)))),
+        ("the velocity is evaluated at t + dt: Euler uses the start of the step", at_end),
     ])
 
 
@@ -119,4 +122,116 @@ def check_heun_step(step: Callable[..., Tensor]) -> bool:
         ("you took the Euler step (k1 only): average k1 and k2", solvers.euler_step),
         ("you used k2 alone: Heun averages the two slopes, dt/2·(k1 + k2)", k2_only),
         ("k2 is evaluated at time t: the predictor lands at t + dt", k2_at_start_time),
+    ])
+
+
+def _pair_cases(seed: int, count: int = 4, n: int = 32) -> list[Case]:
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randn(n, 2, generator=generator, dtype=torch.float64),
+             torch.randn(n, 2, generator=generator, dtype=torch.float64) * 0.5 + 3.0,
+             torch.rand(n, generator=generator, dtype=torch.float64)) for _ in range(count)]
+
+
+def check_flow_matching_loss(loss: Callable[..., Tensor]) -> bool:
+    """Check ``loss(v, x0, x1, t)``: ``mean_i (1/d)‖v(x_t, t) − (x1 − x0)‖²`` at ``x_t = (1 − t)·x0 + t·x1``,
+    a scalar; ``x0, x1`` are ``(n, d)``, ``t`` is ``(n,)``, ``v(x, t)`` a velocity field."""
+    field = closed_form.GaussianToGaussian(mean=(3.0, 3.0), std=0.5).velocity
+
+    def reference(x0, x1, t, x_t=None, target=None):
+        x_t = (1 - t)[:, None] * x0 + t[:, None] * x1 if x_t is None else x_t
+        target = x1 - x0 if target is None else target
+        return ((field(x_t, t) - target) ** 2).mean()
+
+    cases = [case for case in _pair_cases(2)]
+    return compare(lambda x0, x1, t: loss(field, x0, x1, t), reference, cases, "check_flow_matching_loss", [
+        ("the target velocity points backwards: it is x1 − x0", lambda x0, x1, t: reference(x0, x1, t, target=x0 - x1)),
+        ("x_t runs from x1 to x0: at t = 0 the path must sit on the source, x_t = (1 − t)·x0 + t·x1",
+         lambda x0, x1, t: reference(x0, x1, t, x_t=t[:, None] * x0 + (1 - t)[:, None] * x1)),
+        ("the loss sums over the dimensions: average them, (1/d)‖·‖²",
+         lambda x0, x1, t: 2 * reference(x0, x1, t)),
+        ("the error is not squared", lambda x0, x1, t: (field((1 - t)[:, None] * x0 + t[:, None] * x1, t) - (x1 - x0)).mean()),
+    ])
+
+
+def check_ot_pairing(pair: Callable[[Tensor, Tensor], Tensor]) -> bool:
+    """Check ``pair(x0, x1) -> x1 reordered`` so that ``Σ_i ‖x0_i − x1_σ(i)‖²`` is minimal over permutations ``σ``
+    (minibatch optimal transport with uniform weights, where the optimal plan is a permutation)."""
+
+    def reference(x0, x1):
+        return couplings.ExactOT()(x0, x1).x1
+
+    def by_first_coordinate(x0, x1):
+        order0, order1 = x0[:, 0].argsort(), x1[:, 0].argsort()
+        out = torch.empty_like(x1)
+        out[order0] = x1[order1]
+        return out
+
+    cases = [(x0, x1) for x0, x1, _ in _pair_cases(3, n=24)]
+    return compare(pair, reference, cases, "check_ot_pairing", [
+        ("x1 came back in its original order: that is the independent coupling", lambda x0, x1: x1),
+        ("the pairing sorts by the first coordinate: that is optimal in 1D only; solve the 2D problem with ot.emd",
+         by_first_coordinate),
+    ])
+
+
+def check_reflow_pairs(make_pairs: Callable[..., tuple[Tensor, Tensor]]) -> bool:
+    """Check ``make_pairs(v, z0, steps) -> (z0, z1)``: ``z1`` is where ``steps`` Euler steps of ``v`` from ``t = 0``
+    to ``t = 1`` take ``z0`` — the coupling the next reflow round trains on."""
+    field = closed_form.GaussianToGaussian(mean=(2.0, -1.0), std=0.4).velocity
+
+    def as_tensor(z0, steps):
+        pairs = make_pairs(field, z0, steps)
+        if not (isinstance(pairs, tuple) and len(pairs) == 2):
+            raise TypeError(f"return the pair (z0, z1), got {type(pairs).__name__}")
+        return torch.stack(pairs)
+
+    def reference(z0, steps):
+        return torch.stack([z0, solvers.integrate(field, z0, steps).x])
+
+    def euler_from(z0, steps, grid):
+        return torch.stack([z0, solvers.integrate(field, z0, grid=grid).x])
+
+    generator = torch.Generator().manual_seed(4)
+    cases = [(torch.randn(16, 2, generator=generator, dtype=torch.float64), steps) for steps in (1, 3, 8)]
+    return compare(as_tensor, reference, cases, "check_reflow_pairs", [
+        ("the pair is reversed: return (z0, z1), the source point first", lambda z0, steps: reference(z0, steps).flip(0)),
+        ("only one step was taken: loop over all `steps` steps of size 1/steps",
+         lambda z0, steps: torch.stack([z0, z0 + field(z0, torch.zeros(len(z0), dtype=z0.dtype))])),
+        ("the time starts at dt instead of 0: evaluate v at t = 0, 1/steps, …, (steps − 1)/steps",
+         lambda z0, steps: euler_from(z0, steps, torch.linspace(1 / steps, 1 + 1 / steps, steps + 1, dtype=z0.dtype))),
+    ])
+
+
+def check_meanflow_target(target: Callable[..., Tensor]) -> bool:
+    """Check ``target(u, x, s, t, v)``: MeanFlow's ``v + (t − s)·(d/ds) u(x, s, t)``, the total derivative along the
+    flow being the JVP of ``u`` with tangent ``(v, 1, 0)`` (``torch.func.jvp``)."""
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
+
+    def u(x, s, t):
+        return net(torch.cat([x, s[:, None], t[:, None]], 1))
+
+    def jvp(x, s, t, tangent):
+        return torch.func.jvp(u, (x, s, t), tangent)[1]
+
+    def wrong_tangent(x, s, t, v):  # differentiates in t instead of s
+        return v + (t - s)[:, None] * jvp(x, s, t, (v, torch.zeros_like(s), torch.ones_like(t)))
+
+    def no_transport(x, s, t, v):  # forgets the (∂u/∂x)·v part
+        return v + (t - s)[:, None] * jvp(x, s, t, (torch.zeros_like(x), torch.ones_like(s), torch.zeros_like(t)))
+
+    def flipped(x, s, t, v):
+        return v - (t - s)[:, None] * jvp(x, s, t, (v, torch.ones_like(s), torch.zeros_like(t)))
+
+    generator = torch.Generator().manual_seed(6)
+    cases = []
+    for _ in range(3):
+        a, b = torch.rand(2, 12, generator=generator, dtype=torch.float64)
+        x, v = torch.randn(2, 12, 2, generator=generator, dtype=torch.float64)
+        cases.append((x, torch.minimum(a, b), torch.maximum(a, b), v))
+    return compare(lambda x, s, t, v: target(u, x, s, t, v), lambda x, s, t, v: meanflow.meanflow_target(u, x, s, t, v),
+                   cases, "check_meanflow_target", [
+        ("the derivative is taken in t: MeanFlow differentiates along the flow in s, tangent (v, 1, 0)", wrong_tangent),
+        ("the tangent forgets v: d/ds u(x_s, s, t) includes (∂u/∂x)·v, tangent (v, 1, 0) not (0, 1, 0)", no_transport),
+        ("the sign of the correction is flipped: target = v + (t − s)·du/ds", flipped),
     ])
