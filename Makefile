@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= out/demo
 
-.PHONY: demo test notebooks bench lint clean
+.PHONY: demo test notebooks site bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
-	$(BIN)/python -m pip install -q -e ".[dev,notebooks]"
+	$(BIN)/python -m pip install -q -e ".[dev,notebooks,site]"
 	touch $@
 
 $(VENV)/.bench: $(VENV)/.dev
@@ -28,12 +28,18 @@ $(VENV)/.bench: $(VENV)/.dev
 demo: $(VENV)/.core  ## the main job: 1-RF and two reflow rounds, figures and metrics in $(OUT)
 	$(BIN)/python -m toyflow reflow --out $(OUT)
 
-test: $(VENV)/.dev  ## unit tests, doctests and every notebook executed top to bottom
-	$(BIN)/python -m pytest -q tests toyflow --nbval-lax --nbval-current-env notebooks
+# Two pytest workers with one torch thread each use both cores without the thread contention that slows torch down
+# (each notebook stays in one worker: --dist loadfile). The browser test needs Chromium: `.ci/run` installs it.
+test: $(VENV)/.dev  ## unit tests, doctests, every notebook executed top to bottom, the course website in Chromium
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile tests toyflow --nbval-lax --nbval-current-env notebooks
 
 notebooks: $(VENV)/.dev  ## re-execute the notebooks in place, with their outputs
 	MPLBACKEND=module://matplotlib_inline.backend_inline $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 notebooks/*.ipynb
+	$(BIN)/python docs/course.py sync  # strip widget state and progress text from the saved outputs
+
+site: $(VENV)/.dev  ## the course website in out/site, from the executed notebooks (math as MathML, no network needed)
+	$(BIN)/python docs/course.py site
 
 bench: $(VENV)/.bench  ## speed and quality tables (JSON in benchmarks/results/)
 	for script in $(filter-out benchmarks/common.py,$(wildcard benchmarks/*.py)); do $(BIN)/python $$script || exit 1; done

@@ -1,7 +1,7 @@
 """The one case where everything is known exactly: ``N(0, I)`` to ``N(m, s²I)`` on the linear path.
 
 With independent pairs, ``x_t = (1 − t)x0 + t·x1 ~ N(t·m, σ_t² I)`` where
-``σ_t² = (1 − t)² + t²s²``. Then (METHODS.md, "closed-form case")::
+``σ_t² = (1 − t)² + t²s²``. Then (docs/methods.md, "closed-form case")::
 
     marginal velocity  v(x, t) = m + (σ̇_t/σ_t)(x − t·m),   σ̇_t = (t·s² − (1 − t))/σ_t
     flow map           φ_{r→t}(x) = t·m + (σ_t/σ_r)(x − r·m)

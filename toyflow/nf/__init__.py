@@ -1,4 +1,4 @@
-"""Normalizing flows with exact likelihood (METHODS.md §15).
+"""Normalizing flows with exact likelihood (docs/methods.md §15).
 
 - :mod:`~toyflow.nf.base`: the :class:`Flow` API shared by all (``forward``, ``inverse``, ``log_prob``,
   ``sample``, ``denoise``) and the :class:`MaximumLikelihood` objective that ``train.fit`` minimises.

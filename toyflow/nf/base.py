@@ -3,7 +3,7 @@
 A flow is a bijection ``f`` from data ``x`` to a latent ``z = f(x)`` with a standard normal law.
 In toyflow's time convention the latent is the source ``x0 ~ N(0, I)`` at ``t = 0`` and the data
 the target ``x1`` at ``t = 1``: :meth:`Flow.inverse` carries source to target like every sampler
-of the course, :meth:`Flow.forward` goes back, in the direction of the likelihood (METHODS.md §15)::
+of the course, :meth:`Flow.forward` goes back, in the direction of the likelihood (docs/methods.md §15)::
 
     log p(x) = log N(f(x); 0, I) + log |det ∂f/∂x|
 
