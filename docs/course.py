@@ -213,22 +213,24 @@ def build_site(out: Path) -> list[Path]:
     shutil.copy(ROOT / "docs" / "demo.png", out / "demo.png")
     exporter = _exporter()
     notebooks = [(p.stem + ".html", _title(load(p), p.stem), p) for p in paths()]
-    methods = {"cells": [{"id": "methods", "cell_type": "markdown", "metadata": {}, "source": (ROOT / "docs" / "methods.md").read_text()}],
-               "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    text = (ROOT / "docs" / "methods.md").read_text()
+    methods_cell = {"id": "methods", "cell_type": "markdown", "metadata": {}, "source": text}
+    methods = {"cells": [methods_cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     pages = [("methods.html", "Methods", methods)] + [(page, title, load(path)) for page, title, path in notebooks]
     order = [(page, title) for page, title, _ in pages[1:]]
     written = []
     for page, title, notebook in pages:
         body, _ = exporter.from_notebook_node(_as_node(notebook))
-        position = next((i for i, (p, _) in enumerate(order) if p == page), -1)
-        body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + _nav(order, position), body, count=1)
-        body = re.sub(r"<title>.*?</title>", f'<link rel="icon" href="data:,"><style>{NAV_STYLE}</style><title>{html.escape(title)} · toyflow</title>',
-                      body, count=1, flags=re.S)
+        nav = _nav(order, next((i for i, (p, _) in enumerate(order) if p == page), -1))
+        body = re.sub(r"(<body[^>]*>)", lambda m, nav=nav: m.group(1) + nav, body, count=1)
+        head = f'<link rel="icon" href="data:,"><style>{NAV_STYLE}</style><title>{html.escape(title)} · toyflow</title>'
+        body = re.sub(r"<title>.*?</title>", head, body, count=1, flags=re.S)
         (out / page).write_text(render_math(_localise(body)))
         written.append(out / page)
     rows = "\n".join(f'<tr><td><a href="{page}">{html.escape(title)}</a></td></tr>' for page, title, _ in notebooks)
     index = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>toyflow · the course</title><style>{PAGE_STYLE}</style></head>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>toyflow · the course</title>
+<style>{PAGE_STYLE}</style></head>
 <body>
 <h1>toyflow: flow-based generative modelling you can read and run</h1>
 <p>Flow matching, rectified flow and reflow, one-step distillation, MeanFlow and normalizing flows on 2D data, each

@@ -11,9 +11,9 @@ def _verdict(capsys, checker, function) -> tuple[bool, str]:
     return passed, capsys.readouterr().out
 
 
-def _flow_matching_loss(v, x0, x1, t):
+def _flow_matching_loss(v, x0, x1, t, target=None):
     x_t = (1 - t)[:, None] * x0 + t[:, None] * x1
-    return ((v(x_t, t) - (x1 - x0)) ** 2).mean()
+    return ((v(x_t, t) - (x1 - x0 if target is None else target)) ** 2).mean()
 
 
 def _ot_pairing(x0, x1):
@@ -48,8 +48,7 @@ MISTAKES = [
     (exercises.check_heun_step, solvers.euler_step, "Euler step"),
     (exercises.check_heun_step, solvers.midpoint_step, "off by"),
     (exercises.check_flow_matching_loss, lambda v, x0, x1, t: _flow_matching_loss(v, x0, x1, t) * 2, "sums over the dimensions"),
-    (exercises.check_flow_matching_loss, lambda v, x0, x1, t: ((v((1 - t)[:, None] * x0 + t[:, None] * x1, t) - (x0 - x1)) ** 2).mean(),
-     "points backwards"),
+    (exercises.check_flow_matching_loss, lambda v, x0, x1, t: _flow_matching_loss(v, x0, x1, t, x0 - x1), "points backwards"),
     (exercises.check_ot_pairing, lambda x0, x1: x1, "independent coupling"),
     (exercises.check_ot_pairing, lambda x0, x1: x1[:5], "expected shape (24, 2), got (5, 2)"),
     (exercises.check_reflow_pairs, lambda v, z0, steps: _reflow_pairs(v, z0, steps)[::-1], "reversed"),
