@@ -78,7 +78,7 @@ def train_command(args: argparse.Namespace) -> dict:
     _writable(args.out)
     path = solvers.integrate(model, x0, steps=100, return_path=True).path
     ax = plot.trajectories(path, source=x0, target=x1, title=(
-        f"{args.source} → {args.target} ({args.coupling})\nstraightness {result['straightness']:.3f}, "
+        f"{args.source} → {args.target} ({args.coupling})\nstraightness {result['straightness']:.3g}, "
         f"W2 @1 NFE {result['w2_by_nfe'][1]:.2f}"))
     ax.figure.savefig(args.out / "trajectories.png", dpi=120, bbox_inches="tight")
     (args.out / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -110,7 +110,7 @@ def reflow_command(args: argparse.Namespace) -> list[dict]:
     paths = {r.name: solvers.integrate(r.model, x0[:500], steps=60, return_path=True).path for r in rounds}
 
     _writable(args.out)
-    titles = [f"{row['round']}: straightness {row['straightness']:.3f}\nW2 @1 NFE {row['W2 @1']:.2f}" for row in table]
+    titles = [f"{row['round']}: straightness {row['straightness']:.3g}\nW2 @1 NFE {row['W2 @1']:.2f}" for row in table]
     fig, _ = plot.rounds(paths, x0, x1, titles, suptitle=f"{args.source} → {args.target}: paths straighten round by round")
     fig.savefig(args.out / "trajectories.png", dpi=110, bbox_inches="tight")
     animation = plot.animate(paths, source=x0, target=x1, titles=titles)
