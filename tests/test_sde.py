@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from toyflow import sde, solvers
+from toyflow import couplings, data, paths, sde, solvers
 from toyflow.closed_form import GaussianToGaussian
 
 CASE = GaussianToGaussian(mean=(2.0, -1.0), std=0.5)
@@ -119,3 +119,77 @@ def test_bad_input():
         sde.euler_maruyama(CASE.velocity, x, grid=torch.tensor([1.0, 0.0]))
     with pytest.raises(ValueError, match="t must be < 1"):
         sde.score_from_velocity(CASE.velocity, x, torch.ones(4, dtype=torch.float64))
+
+
+# ---- stochastic interpolants: closed form for N(0, I) → N(m, s² I) with γ = σ√(t(1 − t)) ----
+
+PATH = paths.stochastic(0.8)
+
+
+def interpolant_fields(case=CASE, path=PATH):
+    """``x_t ~ N(t·m, Σ_t I)``, ``Σ_t = (1 − t)² + t²s² + γ²``; Gaussian conditioning gives
+    ``v = m + (t s² − (1 − t))/Σ_t·(x − t·m)`` and ``η = E[z | x_t] = γ/Σ_t·(x − t·m)``."""
+    m, s2 = torch.tensor(case.mean, dtype=torch.float64), case.std**2
+
+    def total(t):
+        return (1 - t) ** 2 + t**2 * s2 + path.gamma(t) ** 2
+
+    def velocity(x, t):
+        t = t[:, None]
+        return m + (t * s2 - (1 - t)) / total(t) * (x - t * m)
+
+    def denoiser(x, t):
+        t = t[:, None]
+        return path.gamma(t) / total(t) * (x - t * m)
+
+    return velocity, denoiser
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.5, 2.0])
+def test_interpolant_sde_reaches_the_target_for_every_epsilon(epsilon):
+    velocity, denoiser = interpolant_fields()
+    solution = sde.interpolant_sde(velocity, denoiser, source(), PATH, 200, epsilon, torch.Generator().manual_seed(2))
+    assert solution.nfe == 400
+    assert gaussian_w2(solution.x, CASE.mean, CASE.std) < 0.02
+
+
+def test_interpolant_sde_from_data_to_data_keeps_the_marginal():
+    """Source N(μ0, I): ``x_t = (1 − t)μ0 + y_t`` with ``y_t`` the interpolant from N(0, I), so
+    ``v(x, t) = v_y(x − (1 − t)μ0, t) − μ0`` and ``η(x, t) = η_y(x − (1 − t)μ0, t)``."""
+    mu0 = torch.tensor([-1.0, 2.0], dtype=torch.float64)
+    velocity, denoiser = interpolant_fields()
+
+    def moved_velocity(x, t):
+        return velocity(x - (1 - t[:, None]) * mu0, t) - mu0
+
+    def moved_denoiser(x, t):
+        return denoiser(x - (1 - t[:, None]) * mu0, t)
+
+    x0 = source() + mu0
+    x = sde.interpolant_sde(moved_velocity, moved_denoiser, x0, PATH, 200, 1.0, torch.Generator().manual_seed(3)).x
+    assert gaussian_w2(x, CASE.mean, CASE.std) < 0.02
+
+
+def test_interpolant_regression_is_minimised_by_the_conditional_means():
+    velocity, denoiser = interpolant_fields()
+    pairs = couplings.PairSampler(data.Gaussian((0.0, 0.0), 1.0), data.Gaussian(CASE.mean, CASE.std))
+    for target, field in [("velocity", velocity), ("denoiser", denoiser)]:
+        objective = sde.InterpolantRegression(pairs, PATH, batch_size=100000, target=target)
+
+        def loss(shift, objective=objective, field=field):
+            return objective(lambda x, t: field(x.double(), t.double()) + shift, torch.Generator().manual_seed(0)).item()
+
+        assert loss(0.0) < loss(0.05) and loss(0.0) < loss(-0.05)
+
+
+def test_interpolant_bad_input():
+    velocity, denoiser = interpolant_fields()
+    pairs = couplings.PairSampler(data.Gaussian((0.0, 0.0), 1.0), data.Gaussian(CASE.mean, CASE.std))
+    with pytest.raises(ValueError, match="target"):
+        sde.InterpolantRegression(pairs, PATH, target="score")
+    with pytest.raises(ValueError, match="stochastic"):
+        sde.InterpolantRegression(pairs, paths.linear())
+    with pytest.raises(ValueError, match="epsilon"):
+        sde.interpolant_sde(velocity, denoiser, source(4), PATH, epsilon=-1.0)
+    with pytest.raises(ValueError, match="delta"):
+        sde.interpolant_sde(velocity, denoiser, source(4), PATH, delta=0.7)

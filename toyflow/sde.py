@@ -29,11 +29,15 @@ step). The other steps see ``1 − t ≥ dt``, where ``dt·½g²/(1 − t) ≤ �
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from .couplings import PairSource
+from .paths import Interpolant, UniformTime, stochastic
 from .solvers import Solution, Velocity, time_grid
+from .train import model_device
 
 Diffusion = Callable[[Tensor], Tensor]  # g(t): times (n,) -> diffusion coefficients (n,)
 
@@ -180,3 +184,80 @@ def euler_maruyama(
             if return_path:
                 states.append(x)
     return Solution(x, grid, len(grid) - 1, torch.stack(states) if return_path else None)
+
+
+# ---- stochastic interpolants (Albergo, Boffi, Vanden-Eijnden 2023): any source, two regressions ----
+
+
+@dataclass
+class InterpolantRegression:
+    """One of the two regressions of a stochastic interpolant ``x_t = α·x0 + β·x1 + γ·z`` (``paths.stochastic``).
+
+    ``target="velocity"``: ``‖v(x_t, t) − (α̇·x0 + β̇·x1)‖²``, so ``v = E[α̇x0 + β̇x1 | x_t]``;
+    ``target="denoiser"``: ``‖η(x_t, t) − z‖²``, so ``η = E[z | x_t]``. Then the drift is ``b = v + γ̇·η``
+    and the score ``s = −η/γ``, with no Gaussian source needed. Loss per point, averaged over dimensions.
+    """
+
+    pairs: PairSource
+    path: Interpolant = field(default_factory=stochastic)
+    time: object = field(default_factory=UniformTime)
+    batch_size: int = 256
+    target: str = "velocity"
+
+    def __post_init__(self):
+        if self.target not in ("velocity", "denoiser"):
+            raise ValueError(f"target must be 'velocity' or 'denoiser', got {self.target!r}")
+        if not self.path.is_stochastic:
+            raise ValueError(f"path must be stochastic (gamma > 0), e.g. paths.stochastic(), got {self.path.name}")
+
+    def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
+        device = generator.device if generator is not None else model_device(model)
+        batch = self.pairs.sample(self.batch_size, generator, device)
+        t = self.time(self.batch_size, generator=generator, device=device)
+        z = torch.randn(batch.x0.shape, generator=generator, device=device)
+        xt = self.path.interpolate(batch.x0, batch.x1, t, z)
+        target = self.path.velocity(batch.x0, batch.x1, t) if self.target == "velocity" else z
+        return ((model(xt, t) - target) ** 2).mean()
+
+
+def interpolant_sde(
+    velocity: Velocity,
+    denoiser: Velocity,
+    x0: Tensor,
+    path: Interpolant,
+    steps: int = 100,
+    epsilon: float = 0.5,
+    generator: torch.Generator | None = None,
+    delta: float = 0.02,
+    return_path: bool = False,
+) -> Solution:
+    """Sample a stochastic interpolant forward: ``dX = [b − ε·η/γ] dt + √(2ε) dW`` (``s = −η/γ``) from ``x0`` ``(n, d)``.
+
+    Every ``ε ≥ 0`` has the interpolant's marginals (``ε = 0`` is the ODE ``dX = b dt``), whatever the source:
+    noise → data or data → data. ``γ`` vanishes at both ends, where ``γ̇`` and ``s`` blow up, so the fields
+    are evaluated at times clamped to ``[δ, 1 − δ]`` and the noise is switched off outside that window.
+
+    Returns:
+        a :class:`~toyflow.solvers.Solution`; ``nfe = 2 × steps`` (the velocity and the denoiser each step).
+    """
+    if not epsilon >= 0:
+        raise ValueError(f"epsilon must be >= 0 (the diffusion is √(2ε)), got {epsilon}")
+    if not 0 < delta < 0.5:
+        raise ValueError(f"delta must be in (0, 0.5), got {delta}")
+    if x0.ndim != 2:
+        raise ValueError(f"x0 must have shape (n, d), got {tuple(x0.shape)}")
+    grid = time_grid(steps, device=x0.device, dtype=x0.dtype)
+    x, states, dt = x0, [x0], grid[1] - grid[0]
+    with torch.no_grad():
+        for t in grid[:-1]:
+            time = t.clamp(delta, 1 - delta).expand(len(x))
+            eta = denoiser(x, time)
+            b = velocity(x, time) + path.d_gamma(time)[:, None] * eta
+            if epsilon > 0 and delta <= t and t + dt <= 1 - delta:
+                noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                x = x + dt * (b - epsilon * eta / path.gamma(time)[:, None]) + (2 * epsilon * dt) ** 0.5 * noise
+            else:
+                x = x + dt * b
+            if return_path:
+                states.append(x)
+    return Solution(x, grid, 2 * steps, torch.stack(states) if return_path else None)
