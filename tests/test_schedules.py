@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from toyflow import schedules, solvers
+from toyflow import exercises, schedules, solvers
 from toyflow.closed_form import GaussianToGaussian
 
 CASE = GaussianToGaussian(mean=(2.0, -1.0), std=0.2)
@@ -59,3 +59,18 @@ def test_bad_input():
         schedules.bellman(random_costs(4), 5)
     with pytest.raises(ValueError, match="square"):
         schedules.bellman(torch.zeros(3, 4), 1)
+
+
+def test_bellman_checker(capsys):
+    assert exercises.check_bellman(schedules.bellman)
+
+    def greedy(cost, steps):
+        path, last = [0], cost.shape[0] - 1
+        for left in range(steps - 1, 0, -1):
+            path.append(int(cost[path[-1], path[-1] + 1:last - left + 1].argmin()) + path[-1] + 1)
+        return path + [last]
+
+    assert not exercises.check_bellman(greedy)
+    assert "greedily" in capsys.readouterr().out
+    assert not exercises.check_bellman(lambda cost, steps: torch.linspace(0, len(cost) - 1, steps + 1).round().long().tolist())
+    assert "uniform" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from toyflow import couplings, data, paths, sde, solvers
+from toyflow import couplings, data, exercises, paths, sde, solvers
 from toyflow.closed_form import GaussianToGaussian
 
 CASE = GaussianToGaussian(mean=(2.0, -1.0), std=0.5)
@@ -193,3 +193,37 @@ def test_interpolant_bad_input():
         sde.interpolant_sde(velocity, denoiser, source(4), PATH, epsilon=-1.0)
     with pytest.raises(ValueError, match="delta"):
         sde.interpolant_sde(velocity, denoiser, source(4), PATH, delta=0.7)
+
+
+# ---- the notebook's checkers ----
+
+
+def test_score_checker_passes_the_reference_and_names_each_mistake(capsys):
+    assert exercises.check_score_from_velocity(sde.score_from_velocity)
+    for mistake, wrong in [
+        ("sign is flipped", lambda v, x, t: (x - t[:, None] * v) / (1 - t[:, None])),
+        ("divide by 1 − t", lambda v, x, t: t[:, None] * v - x),
+        ("factor t is missing", lambda v, x, t: (v - x) / (1 - t[:, None])),
+        ("divided by t", lambda v, x, t: (t[:, None] * v - x) / t[:, None]),
+    ]:
+        assert not exercises.check_score_from_velocity(wrong)
+        assert mistake in capsys.readouterr().out
+
+
+def test_euler_maruyama_checker(capsys):
+    def step(v, x, t, dt, g, noise, half=0.5, root=True):
+        velocity = v(x, t.expand(len(x)))
+        s = (t * velocity - x) / (1 - t)
+        return x + dt * (velocity + half * g**2 * s) + g * (dt.sqrt() if root else dt) * noise
+
+    assert exercises.check_euler_maruyama_step(step)
+    assert not exercises.check_euler_maruyama_step(lambda *a: step(*a, half=1.0))
+    assert "½ is missing" in capsys.readouterr().out
+    assert not exercises.check_euler_maruyama_step(lambda *a: step(*a, root=False))
+    assert "scaled by dt" in capsys.readouterr().out
+
+    def unwritten(*args):
+        raise NotImplementedError
+
+    assert not exercises.check_euler_maruyama_step(unwritten)
+    assert "not written yet" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from toyflow import sde, search, solvers
+from toyflow import exercises, sde, search, solvers
 from toyflow.closed_form import GaussianToGaussian
 
 CASE = GaussianToGaussian(mean=(2.0, -1.0), std=0.5)
@@ -67,3 +67,11 @@ def test_bad_input():
         search.particles(CASE.velocity, reward, start(4), 2, temperature=-1.0)
     with pytest.raises(ValueError, match="quota"):
         search.rollover(CASE.velocity, reward, start(4), 0)
+
+
+def test_lookahead_checker(capsys):
+    assert exercises.check_lookahead(search.lookahead)
+    assert not exercises.check_lookahead(lambda x, v, t: x + t * v)
+    assert "stepped by t" in capsys.readouterr().out
+    assert not exercises.check_lookahead(lambda x, v, t: x + v)
+    assert "whole unit step" in capsys.readouterr().out
