@@ -93,11 +93,11 @@ def decaying(scale: float = 1.0) -> Diffusion:
 
 
 def vp(scale: float = 1.0, t_min: float = 0.05) -> Diffusion:
-    """The diffusion of the reverse VP/DDPM SDE for this path: ``g(t)² = 2c²(1 − t)/t`` (translated to our time).
+    """The diffusion a DDPM-style reverse SDE would use on this path: ``g(t)² = 2c²(1 − t)/t`` (our time).
 
-    Derived from the forward noising SDE of ``x = α·x1 + σ·x0`` with ``α = t``, ``σ = 1 − t``:
-    ``g² = 2σ²(α̇/α − σ̇/σ) = 2(1 − t)/t``. It is infinite at ``t = 0``, so ``t`` is clamped to
-    ``t ≥ t_min``; any clamp is allowed since every ``g`` keeps the marginals.
+    It is the diffusion of the forward noising SDE whose marginals are ``x = α·x1 + σ·x0`` with ``α = t``,
+    ``σ = 1 − t``: ``g² = 2σ²(α̇/α − σ̇/σ) = 2(1 − t)/t``; with ``c = 1`` the SDE is that process's time reversal.
+    It is infinite at ``t = 0``, so ``t`` is clamped to ``t ≥ t_min``; any clamp is allowed since every ``g`` keeps the marginals.
     """
     _check_scale(scale)
     if not 0 < t_min < 1:
