@@ -10,12 +10,29 @@ import random
 import numpy as np
 import torch
 
-from . import closed_form, couplings, data, flow_matching, meanflow, metrics, models, nf, paths, rectify, solvers, train
+from . import (
+    closed_form,
+    couplings,
+    data,
+    flow_matching,
+    meanflow,
+    metrics,
+    models,
+    nf,
+    paths,
+    rectify,
+    refine,
+    schedules,
+    sde,
+    search,
+    solvers,
+    train,
+)
 
 __version__ = "0.1.0"
 __all__ = [
     "closed_form", "couplings", "data", "device", "flow_matching", "meanflow", "metrics", "models", "nf", "paths", "rectify",
-    "seed", "solvers", "train",
+    "refine", "schedules", "sde", "search", "seed", "solvers", "train",
 ]
 
 

@@ -235,3 +235,101 @@ def check_meanflow_target(target: Callable[..., Tensor]) -> bool:
         ("the tangent forgets v: d/ds u(x_s, s, t) includes (∂u/∂x)·v, tangent (v, 1, 0) not (0, 1, 0)", no_transport),
         ("the sign of the correction is flipped: target = v + (t − s)·du/ds", flipped),
     ])
+
+
+# --- notebooks 09 and 10: sampling after training ---
+
+from . import schedules, sde, search  # noqa: E402
+
+
+def _score_cases(seed: int = 2, count: int = 4) -> list[Case]:
+    """``(velocity (n, d), x (n, d), t (n,))`` from a closed-form field, times in ``[0, 0.9)``."""
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for _ in range(count):
+        x = 2 * torch.randn(16, 2, generator=generator, dtype=torch.float64)
+        t = 0.9 * torch.rand(16, generator=generator, dtype=torch.float64)
+        cases.append((_gaussian_field(generator)(x, t), x, t))
+    return cases
+
+
+def check_score_from_velocity(score: Callable[..., Tensor]) -> bool:
+    """Check ``score(velocity, x, t)``, the score ``(t·v − x)/(1 − t)`` of the linear path from ``N(0, I)``."""
+
+    def column(t: Tensor) -> Tensor:
+        return t[:, None]
+
+    return compare(score, sde.score_from_velocity, _score_cases(), "check_score_from_velocity", [
+        ("the sign is flipped: s = −E[x0 | x_t]/(1 − t) = (t·v − x)/(1 − t)",
+         lambda v, x, t: (x - column(t) * v) / (1 - column(t))),
+        ("you forgot to divide by 1 − t: E[x0 | x_t] = x − t·v and the score is −E[x0 | x_t]/(1 − t)",
+         lambda v, x, t: column(t) * v - x),
+        ("the factor t is missing: E[x0 | x_t] = x − t·v, not x − v", lambda v, x, t: (v - x) / (1 - column(t))),
+        ("you divided by t: the noise x0 has weight 1 − t in x_t", lambda v, x, t: (column(t) * v - x) / column(t)),
+    ])
+
+
+def _em_cases(seed: int = 3, count: int = 4) -> list[Case]:
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for v, x, t, dt in _step_cases(seed, count):
+        g = 0.2 + 1.5 * torch.rand((), generator=generator, dtype=torch.float64)
+        cases.append((v, x, t, dt, g, torch.randn(x.shape, generator=generator, dtype=x.dtype)))
+    return cases
+
+
+def check_euler_maruyama_step(step: Callable[..., Tensor]) -> bool:
+    """Check ``step(v, x, t, dt, g, noise)``: ``x + dt·(v + ½g²·s) + g·√dt·noise``, ``s`` the score from ``v``."""
+
+    def reference(v, x, t, dt, g, noise):
+        return sde.euler_maruyama_step(v, x, t, dt, sde.constant(g.item()), noise)
+
+    def wrong(half: float = 0.5, score: bool = True, scale=lambda dt: dt.sqrt()):
+        def step(v, x, t, dt, g, noise):
+            velocity = v(x, t.expand(len(x)))
+            s = sde.score_from_velocity(velocity, x, t) if score else 0
+            return x + dt * (velocity + half * g**2 * s) + g * scale(dt) * noise
+        return step
+
+    return compare(step, reference, _em_cases(), "check_euler_maruyama_step", [
+        ("the ½ is missing: the drift is v + ½g²·s", wrong(half=1.0)),
+        ("the score term is missing: noise alone spreads the samples; add ½g²·s to the drift", wrong(score=False)),
+        ("the noise is scaled by dt: Brownian increments grow like √dt", wrong(scale=lambda dt: dt)),
+        ("the noise is not scaled by √dt: multiply it by g·√dt", wrong(scale=lambda dt: torch.ones_like(dt))),
+    ])
+
+
+def check_bellman(bellman: Callable[[Tensor, int], list[int]]) -> bool:
+    """Check ``bellman(cost, steps) -> [0, i_1, …, N]``, BOSS's dynamic program over a jump-cost matrix."""
+    generator = torch.Generator().manual_seed(4)
+    cases = []
+    for n, steps in ((8, 3), (10, 4), (12, 2), (9, 5)):
+        cost = torch.rand(n + 1, n + 1, generator=generator, dtype=torch.float64)
+        cases.append((cost.masked_fill(~torch.ones_like(cost, dtype=torch.bool).triu(1), float("inf")), steps))
+
+    def as_tensor(function):
+        return lambda cost, steps: torch.tensor(function(cost, steps))
+
+    def greedy(cost, steps):
+        path, last = [0], cost.shape[0] - 1
+        for left in range(steps - 1, 0, -1):  # the cheapest next jump that leaves room for the rest
+            path.append(int(cost[path[-1], path[-1] + 1:last - left + 1].argmin()) + path[-1] + 1)
+        return torch.tensor(path + [last])
+
+    def uniform(cost, steps):
+        return torch.linspace(0, cost.shape[0] - 1, steps + 1).round().long()
+
+    return compare(as_tensor(bellman), as_tensor(schedules.bellman), cases, "check_bellman", [
+        ("you chose each jump greedily: the cheapest next jump can force expensive ones later; use V_{k−1}", greedy),
+        ("you returned the uniform schedule: minimise c(i, j) + V_{k−1}(j) over j", uniform),
+    ])
+
+
+def check_lookahead(lookahead: Callable[..., Tensor]) -> bool:
+    """Check ``lookahead(x, velocity, t)``, the one-step estimate ``x̂1 = x + (1 − t)·v`` a reward judges."""
+    cases = [(x, v, t[0]) for v, x, t in _score_cases(5)]
+    return compare(lookahead, search.lookahead, cases, "check_lookahead", [
+        ("you stepped by t: the time left to t = 1 is 1 − t", lambda x, v, t: x + t * v),
+        ("you took a whole unit step: x + v lands at t + 1, not at 1", lambda x, v, t: x + v),
+        ("you returned the velocity alone: add it to x", lambda x, v, t: (1 - t) * v),
+    ])

@@ -98,7 +98,7 @@ def integrate(
     v: Velocity,
     x0: Tensor,
     steps: int = 100,
-    method: str = "euler",
+    method: str | Step = "euler",
     grid: Tensor | None = None,
     return_path: bool = False,
     path: Interpolant | None = None,
@@ -109,30 +109,40 @@ def integrate(
         v: the velocity field.
         x0: starting points at ``grid[0]``.
         steps: number of uniform steps on ``[0, 1]`` (ignored when ``grid`` is given).
-        method: ``"euler"``, ``"midpoint"``, ``"heun"``, ``"rk4"``, or ``"path"`` for :func:`path_step` along ``path``.
+        method: ``"euler"``, ``"midpoint"``, ``"heun"``, ``"rk4"``, ``"path"`` for :func:`path_step` along ``path``,
+            or a step function ``(v, x, t, dt) -> x`` of one's own (its calls to ``v`` are counted).
         grid: increasing (or decreasing, to run backwards) times, shape ``(T + 1,)``.
         return_path: also return the states at every grid time.
 
     Returns:
         a :class:`Solution`; ``nfe = T × evaluations per step``. Runs without gradients.
     """
-    if method == "path" and path is None:
+    calls = 0
+    if callable(method):  # a step of one's own: count its evaluations as they happen
+        own, field = method, v
+
+        def v(x: Tensor, t: Tensor) -> Tensor:
+            nonlocal calls
+            calls += 1
+            return field(x, t)
+
+    elif method == "path" and path is None:
         raise ValueError("method='path' steps along an interpolant: pass path=, e.g. paths.trigonometric()")
-    if method not in STEPS and method != "path":
+    elif method not in STEPS and method != "path":
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(STEPS) + ['path']}")
     if x0.ndim != 2:
         raise ValueError(f"x0 must have shape (n, d), got {tuple(x0.shape)}")
     grid = time_grid(steps, device=x0.device, dtype=x0.dtype) if grid is None else grid.to(x0)
     if grid.ndim != 1 or len(grid) < 2:
         raise ValueError(f"grid must be a 1-D tensor of at least 2 times, got shape {tuple(grid.shape)}")
-    step = path_step(path) if method == "path" else STEPS[method]
+    step = own if callable(method) else path_step(path) if method == "path" else STEPS[method]
     x, states = x0, [x0]
     with torch.no_grad():
         for t, t_next in zip(grid[:-1], grid[1:]):
             x = step(v, x, t, t_next - t)
             if return_path:
                 states.append(x)
-    nfe = (len(grid) - 1) * EVALUATIONS_PER_STEP.get(method, 1)
+    nfe = calls if callable(method) else (len(grid) - 1) * EVALUATIONS_PER_STEP.get(method, 1)
     return Solution(x, grid, nfe, torch.stack(states) if return_path else None)
 
 

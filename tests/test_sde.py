@@ -1,0 +1,229 @@
+import pytest
+import torch
+
+from toyflow import couplings, data, exercises, paths, sde, solvers
+from toyflow.closed_form import GaussianToGaussian
+
+CASE = GaussianToGaussian(mean=(2.0, -1.0), std=0.5)
+
+
+def gaussian_w2(x: torch.Tensor, mean, std: float) -> float:
+    """W2 between the Gaussian fitted to ``x`` and ``N(mean, std² I)`` (closed form for Gaussians)."""
+    mu, eig = x.mean(0), torch.linalg.eigvalsh(torch.cov(x.T))
+    squared = (mu - torch.tensor(mean, dtype=x.dtype)).pow(2).sum() + eig.sum() + 2 * len(mean) * std**2 / 2
+    squared = squared - 2 * std * eig.sqrt().sum()
+    return squared.clamp_min(0).sqrt().item()
+
+
+def source(n=20000, seed=0):
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def exact_score(x, t):
+    """``N(t·m, σ_t² I)``: ``∇log p = −(x − t·m)/σ_t²``."""
+    m = torch.tensor(CASE.mean, dtype=x.dtype)
+    return -(x - t[:, None] * m) / CASE.sigma(t[:, None]) ** 2
+
+
+@pytest.mark.parametrize("t", [0.0, 0.3, 0.7, 0.95])
+def test_score_from_velocity_is_the_exact_gaussian_score(t):
+    x = source(50)
+    time = torch.full((50,), t, dtype=torch.float64)
+    torch.testing.assert_close(sde.score_from_velocity(CASE.velocity, x, time), exact_score(x, time))
+    torch.testing.assert_close(sde.score_from_velocity(CASE.velocity(x, time), x, time), exact_score(x, time))
+
+
+@pytest.mark.parametrize("name", ["constant", "decaying", "vp"])
+def test_sde_keeps_the_marginals_of_the_ode(name):
+    x0 = source()
+    ode = solvers.integrate(CASE.velocity, x0, 100).x
+    solution = sde.euler_maruyama(CASE.velocity, x0, 100, name, torch.Generator().manual_seed(1), return_path=True)
+    assert solution.nfe == 100 and solution.path.shape == (101, 20000, 2)
+    assert gaussian_w2(solution.x, CASE.mean, CASE.std) < 0.015
+    assert abs(gaussian_w2(solution.x, CASE.mean, CASE.std) - gaussian_w2(ode, CASE.mean, CASE.std)) < 0.01
+    half = torch.tensor(0.5, dtype=torch.float64)  # an intermediate marginal N(t·m, σ_t² I)
+    middle = solution.path[50]
+    assert gaussian_w2(middle, [0.5 * m for m in CASE.mean], CASE.sigma(half).item()) < 0.02
+
+
+def test_the_wrong_sign_of_the_score_term_breaks_the_marginals():
+    """The check can fail: ``v − ½g²s`` with noise ``g dW`` spreads the samples instead of keeping them."""
+    x, generator, dt = source(), torch.Generator().manual_seed(1), 0.01
+    for t in torch.arange(0, 0.99, dt, dtype=torch.float64):
+        time = t.expand(len(x))
+        v, s = CASE.velocity(x, time), sde.score_from_velocity(CASE.velocity, x, time)
+        x = x + dt * (v - 0.5 * s) + dt**0.5 * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    x = x + dt * CASE.velocity(x, torch.full((len(x),), 0.99, dtype=x.dtype))
+    assert gaussian_w2(x, CASE.mean, CASE.std) > 0.1
+
+
+def test_zero_diffusion_is_the_euler_ode():
+    x0 = source(100)
+    torch.testing.assert_close(sde.euler_maruyama(CASE.velocity, x0, 20, 0.0).x, solvers.integrate(CASE.velocity, x0, 20).x)
+
+
+def test_seeded_batched_and_the_last_step_is_the_noiseless_jump():
+    x0 = source(64)
+
+    def run(seed):
+        return sde.euler_maruyama(CASE.velocity, x0, 10, "constant", torch.Generator().manual_seed(seed), True)
+
+    a, b, c = run(3), run(3), run(4)
+    torch.testing.assert_close(a.x, b.x)
+    assert not torch.allclose(a.x, c.x)
+    before = a.path[-2]
+    t = torch.full((64,), 0.9, dtype=torch.float64)
+    torch.testing.assert_close(a.x, before + 0.1 * CASE.velocity(before, t))
+
+
+def test_a_grid_that_stops_before_one_stays_stochastic_to_the_end():
+    grid = torch.linspace(0, 0.5, 6, dtype=torch.float64)
+    a = sde.euler_maruyama(CASE.velocity, source(8), diffusion=1.0, grid=grid, generator=torch.Generator().manual_seed(0))
+    b = sde.euler_maruyama(CASE.velocity, source(8), diffusion=1.0, grid=grid, generator=torch.Generator().manual_seed(1))
+    assert a.nfe == 5 and not torch.allclose(a.x, b.x)
+
+
+def test_the_step_is_differentiable_and_its_transition_is_gaussian():
+    x = source(16).requires_grad_(True)
+    t, dt = torch.tensor(0.3, dtype=torch.float64), torch.tensor(0.1, dtype=torch.float64)
+    mean, std = sde.transition(CASE.velocity, x, t, dt, sde.constant(2.0))
+    torch.testing.assert_close(std, torch.full((16, 1), 2.0 * 0.1**0.5, dtype=torch.float64))
+    noise = torch.randn(16, 2, dtype=torch.float64)
+    step = sde.euler_maruyama_step(CASE.velocity, x, t, dt, sde.constant(2.0), noise)
+    torch.testing.assert_close(step, mean + std * noise)
+    step.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_schedules():
+    t = torch.tensor([0.0, 0.5, 1.0])
+    torch.testing.assert_close(sde.constant(0.7)(t), torch.full((3,), 0.7))
+    torch.testing.assert_close(sde.decaying(2.0)(t), torch.tensor([2.0, 1.0, 0.0]))
+    torch.testing.assert_close(sde.vp()(t)[1:], torch.tensor([2.0**0.5 * 1.0, 0.0]))
+    assert torch.isfinite(sde.vp()(t)).all()
+
+
+def test_bad_input():
+    x = source(4)
+    with pytest.raises(ValueError, match="unknown diffusion"):
+        sde.euler_maruyama(CASE.velocity, x, diffusion="brownian")
+    with pytest.raises(TypeError, match="diffusion"):
+        sde.euler_maruyama(CASE.velocity, x, diffusion=[1.0])
+    with pytest.raises(ValueError, match="scale"):
+        sde.constant(-1.0)
+    with pytest.raises(ValueError, match="t_min"):
+        sde.vp(t_min=0.0)
+    with pytest.raises(ValueError, match="x0"):
+        sde.euler_maruyama(CASE.velocity, x[0])
+    with pytest.raises(ValueError, match="grid"):
+        sde.euler_maruyama(CASE.velocity, x, grid=torch.tensor([1.0, 0.0]))
+    with pytest.raises(ValueError, match="t must be < 1"):
+        sde.score_from_velocity(CASE.velocity, x, torch.ones(4, dtype=torch.float64))
+
+
+# ---- stochastic interpolants: closed form for N(0, I) → N(m, s² I) with γ = σ√(t(1 − t)) ----
+
+PATH = paths.stochastic(0.8)
+
+
+def interpolant_fields(case=CASE, path=PATH):
+    """``x_t ~ N(t·m, Σ_t I)``, ``Σ_t = (1 − t)² + t²s² + γ²``; Gaussian conditioning gives
+    ``v = m + (t s² − (1 − t))/Σ_t·(x − t·m)`` and ``η = E[z | x_t] = γ/Σ_t·(x − t·m)``."""
+    m, s2 = torch.tensor(case.mean, dtype=torch.float64), case.std**2
+
+    def total(t):
+        return (1 - t) ** 2 + t**2 * s2 + path.gamma(t) ** 2
+
+    def velocity(x, t):
+        t = t[:, None]
+        return m + (t * s2 - (1 - t)) / total(t) * (x - t * m)
+
+    def denoiser(x, t):
+        t = t[:, None]
+        return path.gamma(t) / total(t) * (x - t * m)
+
+    return velocity, denoiser
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.5, 2.0])
+def test_interpolant_sde_reaches_the_target_for_every_epsilon(epsilon):
+    velocity, denoiser = interpolant_fields()
+    solution = sde.interpolant_sde(velocity, denoiser, source(), PATH, 200, epsilon, torch.Generator().manual_seed(2))
+    assert solution.nfe == 400
+    assert gaussian_w2(solution.x, CASE.mean, CASE.std) < 0.02
+
+
+def test_interpolant_sde_from_data_to_data_keeps_the_marginal():
+    """Source N(μ0, I): ``x_t = (1 − t)μ0 + y_t`` with ``y_t`` the interpolant from N(0, I), so
+    ``v(x, t) = v_y(x − (1 − t)μ0, t) − μ0`` and ``η(x, t) = η_y(x − (1 − t)μ0, t)``."""
+    mu0 = torch.tensor([-1.0, 2.0], dtype=torch.float64)
+    velocity, denoiser = interpolant_fields()
+
+    def moved_velocity(x, t):
+        return velocity(x - (1 - t[:, None]) * mu0, t) - mu0
+
+    def moved_denoiser(x, t):
+        return denoiser(x - (1 - t[:, None]) * mu0, t)
+
+    x0 = source() + mu0
+    x = sde.interpolant_sde(moved_velocity, moved_denoiser, x0, PATH, 200, 1.0, torch.Generator().manual_seed(3)).x
+    assert gaussian_w2(x, CASE.mean, CASE.std) < 0.02
+
+
+def test_interpolant_regression_is_minimised_by_the_conditional_means():
+    velocity, denoiser = interpolant_fields()
+    pairs = couplings.PairSampler(data.Gaussian((0.0, 0.0), 1.0), data.Gaussian(CASE.mean, CASE.std))
+    for target, field in [("velocity", velocity), ("denoiser", denoiser)]:
+        objective = sde.InterpolantRegression(pairs, PATH, batch_size=100000, target=target)
+
+        def loss(shift, objective=objective, field=field):
+            return objective(lambda x, t: field(x.double(), t.double()) + shift, torch.Generator().manual_seed(0)).item()
+
+        assert loss(0.0) < loss(0.05) and loss(0.0) < loss(-0.05)
+
+
+def test_interpolant_bad_input():
+    velocity, denoiser = interpolant_fields()
+    pairs = couplings.PairSampler(data.Gaussian((0.0, 0.0), 1.0), data.Gaussian(CASE.mean, CASE.std))
+    with pytest.raises(ValueError, match="target"):
+        sde.InterpolantRegression(pairs, PATH, target="score")
+    with pytest.raises(ValueError, match="stochastic"):
+        sde.InterpolantRegression(pairs, paths.linear())
+    with pytest.raises(ValueError, match="epsilon"):
+        sde.interpolant_sde(velocity, denoiser, source(4), PATH, epsilon=-1.0)
+    with pytest.raises(ValueError, match="delta"):
+        sde.interpolant_sde(velocity, denoiser, source(4), PATH, delta=0.7)
+
+
+# ---- the notebook's checkers ----
+
+
+def test_score_checker_passes_the_reference_and_names_each_mistake(capsys):
+    assert exercises.check_score_from_velocity(sde.score_from_velocity)
+    for mistake, wrong in [
+        ("sign is flipped", lambda v, x, t: (x - t[:, None] * v) / (1 - t[:, None])),
+        ("divide by 1 − t", lambda v, x, t: t[:, None] * v - x),
+        ("factor t is missing", lambda v, x, t: (v - x) / (1 - t[:, None])),
+        ("divided by t", lambda v, x, t: (t[:, None] * v - x) / t[:, None]),
+    ]:
+        assert not exercises.check_score_from_velocity(wrong)
+        assert mistake in capsys.readouterr().out
+
+
+def test_euler_maruyama_checker(capsys):
+    def step(v, x, t, dt, g, noise, half=0.5, root=True):
+        velocity = v(x, t.expand(len(x)))
+        s = (t * velocity - x) / (1 - t)
+        return x + dt * (velocity + half * g**2 * s) + g * (dt.sqrt() if root else dt) * noise
+
+    assert exercises.check_euler_maruyama_step(step)
+    assert not exercises.check_euler_maruyama_step(lambda *a: step(*a, half=1.0))
+    assert "½ is missing" in capsys.readouterr().out
+    assert not exercises.check_euler_maruyama_step(lambda *a: step(*a, root=False))
+    assert "scaled by dt" in capsys.readouterr().out
+
+    def unwritten(*args):
+        raise NotImplementedError
+
+    assert not exercises.check_euler_maruyama_step(unwritten)
+    assert "not written yet" in capsys.readouterr().out
