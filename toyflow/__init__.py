@@ -10,12 +10,12 @@ import random
 import numpy as np
 import torch
 
-from . import closed_form, couplings, data, flow_matching, meanflow, metrics, models, nf, paths, rectify, solvers, train
+from . import closed_form, couplings, data, flow_matching, meanflow, metrics, models, nf, paths, rectify, sde, solvers, train
 
 __version__ = "0.1.0"
 __all__ = [
     "closed_form", "couplings", "data", "device", "flow_matching", "meanflow", "metrics", "models", "nf", "paths", "rectify",
-    "seed", "solvers", "train",
+    "sde", "seed", "solvers", "train",
 ]
 
 
