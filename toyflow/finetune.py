@@ -50,6 +50,12 @@ def advantages(reward: Tensor, groups: int = 1) -> Tensor:
     return ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-8)).view(-1)
 
 
+def clipped_surrogate(ratio: Tensor, advantage: Tensor, clip: float) -> Tensor:
+    """PPO's pessimistic objective ``min(ρA, clip(ρ, 1 − ε, 1 + ε)·A)`` elementwise (to be maximised): once the
+    ratio has moved ``ε`` in the direction the advantage favours, the gradient stops."""
+    return torch.minimum(ratio * advantage, ratio.clamp(1 - clip, 1 + clip) * advantage)
+
+
 def gaussian_log_prob(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     """``log N(x; mean, std²I)`` summed over the last dimension: ``x``, ``mean`` ``(..., d)``, ``std`` broadcastable."""
     d = x.shape[-1]
@@ -149,8 +155,7 @@ class FlowGRPO:
         if self.guard:
             spread = log_ratio.std(1, keepdim=True).detach() + 1e-8
             log_ratio = (log_ratio - log_ratio.mean(1, keepdim=True).detach()) / spread * spread.mean()
-        ratio = log_ratio.exp()
-        surrogate = torch.minimum(ratio * advantage, ratio.clamp(1 - self.clip, 1 + self.clip) * advantage)
+        surrogate = clipped_surrogate(log_ratio.exp(), advantage, self.clip)
         kl = (((mean - mean_ref) / std) ** 2).sum(-1).div(2).sum(0).mean()
         return -surrogate.mean() + self.kl * kl
 
