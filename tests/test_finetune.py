@@ -112,3 +112,18 @@ def test_reinflow_needs_a_noisy_policy(generator):
         finetune.ReinFlow(lambda x: x[:, 0])(_tiny_reference(), generator)
     with pytest.raises(ValueError, match="sigma_min"):
         finetune.NoisyPolicy(_tiny_reference(), sigma_min=0.5, sigma_max=0.1)
+
+
+def test_advantage_and_surrogate_checkers_accept_the_reference_and_name_mistakes(capsys):
+    from toyflow import exercises
+
+    assert exercises.check_group_advantages(finetune.advantages)
+    assert not exercises.check_group_advantages(lambda r, g: (r - r.mean()) / (r.std() + 1e-8))
+    assert "within each group" in capsys.readouterr().out
+    assert not exercises.check_group_advantages(lambda r, g: (r.view(g, -1) - r.view(g, -1).mean(1, keepdim=True)).view(-1))
+    assert "standard deviation" in capsys.readouterr().out
+    assert exercises.check_clipped_surrogate(finetune.clipped_surrogate)
+    for wrong, words in [(lambda r, a, c: r * a, "no clipping"), (lambda r, a, c: r.clamp(1 - c, 1 + c) * a, "only the clipped"),
+                         (lambda r, a, c: torch.maximum(r * a, r.clamp(1 - c, 1 + c) * a), "max instead of min")]:
+        assert not exercises.check_clipped_surrogate(wrong)
+        assert words in capsys.readouterr().out

@@ -133,8 +133,11 @@ def test_conditional_flow_matching_learns_separate_classes_quickly():
     objective = guidance.ConditionalFlowMatching(couplings.LabelledPairSampler(data.get("gaussian"), target), drop=0.2)
     train.fit(model, objective, 300, lr=3e-3, progress=False)
     g = torch.Generator().manual_seed(1)
-    report = guidance.class_report(lambda c: solvers.integrate(guidance.guided(model, c, 1.0), torch.randn(200, 2, generator=g), 10).x,
-                                   target, 200, g)
+
+    def sample(c):
+        return solvers.integrate(guidance.guided(model, c, 1.0), torch.randn(200, 2, generator=g), 10).x
+
+    report = guidance.class_report(sample, target, 200, g)
     assert report["in class region"] > 0.9, report
     with pytest.raises(ValueError, match="drop"):
         guidance.ConditionalFlowMatching(objective.pairs, drop=1.0)
@@ -169,3 +172,29 @@ def test_best_of_n_keeps_the_best_candidate_and_counts_its_cost():
     assert torch.allclose(best.x[:, 0], candidates[..., 0].max(1).values)
     with pytest.raises(ValueError, match="dividing"):
         guidance.best_of_n(field, reward, x0, n=3, steps=5)
+
+
+# ---- exercise checkers of notebook 11 -----------------------------------------------------------
+
+
+def test_cfg_checker_accepts_the_formula_and_names_each_mistake(capsys):
+    from toyflow import exercises
+
+    assert exercises.check_cfg(lambda c, u, w: u + w * (c - u))
+    for wrong, words in [(lambda c, u, w: c + w * (u - c), "swapped"), (lambda c, u, w: u + w * c, "difference"),
+                         (lambda c, u, w: w * c, "forgets v_∅")]:
+        assert not exercises.check_cfg(wrong)
+        assert words in capsys.readouterr().out
+
+
+def test_endpoint_checker_accepts_the_formula_and_names_each_mistake(capsys):
+    from toyflow import exercises
+
+    assert exercises.check_endpoint_estimate(lambda x, v, t: x + (1 - t[:, None]) * v)
+    for wrong, words in [(lambda x, v, t: x + t[:, None] * v, "1 − t"), (lambda x, v, t: x + v, "time left")]:
+        assert not exercises.check_endpoint_estimate(wrong)
+        assert words in capsys.readouterr().out
+    def stub(x, v, t):
+        raise NotImplementedError
+    assert not exercises.check_endpoint_estimate(stub)
+    assert "not written yet" in capsys.readouterr().out
