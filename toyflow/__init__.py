@@ -10,13 +10,31 @@ import random
 import numpy as np
 import torch
 
-from . import closed_form, couplings, data, flow_matching, meanflow, metrics, models, nf, paths, rectify, sde, solvers, train
+from . import (  # control: guidance, reward fine-tuning, restoration
+    closed_form,
+    couplings,
+    data,
+    finetune,
+    flow_matching,
+    guidance,
+    meanflow,
+    metrics,
+    models,
+    nf,
+    paths,
+    rectify,
+    restore,
+    sde,
+    solvers,
+    train,
+)
 
 __version__ = "0.1.0"
 __all__ = [
     "closed_form", "couplings", "data", "device", "flow_matching", "meanflow", "metrics", "models", "nf", "paths", "rectify",
     "sde", "seed", "solvers", "train",
 ]
+__all__ += ["finetune", "guidance", "restore"]
 
 
 def seed(n: int) -> None:
