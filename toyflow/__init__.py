@@ -10,7 +10,7 @@ import random
 import numpy as np
 import torch
 
-from . import (  # control: guidance, reward fine-tuning, restoration
+from . import (
     closed_form,
     couplings,
     data,
