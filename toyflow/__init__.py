@@ -14,7 +14,9 @@ from . import (
     closed_form,
     couplings,
     data,
+    finetune,
     flow_matching,
+    guidance,
     meanflow,
     metrics,
     models,
@@ -22,6 +24,7 @@ from . import (
     paths,
     rectify,
     refine,
+    restore,
     schedules,
     sde,
     search,
@@ -31,8 +34,8 @@ from . import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "closed_form", "couplings", "data", "device", "flow_matching", "meanflow", "metrics", "models", "nf", "paths", "rectify",
-    "refine", "schedules", "sde", "search", "seed", "solvers", "train",
+    "closed_form", "couplings", "data", "device", "finetune", "flow_matching", "guidance", "meanflow", "metrics", "models",
+    "nf", "paths", "rectify", "refine", "restore", "schedules", "sde", "search", "seed", "solvers", "train",
 ]
 
 

@@ -9,6 +9,8 @@ pair. A *pair sampler* (:class:`PairSampler`, :class:`FixedPairs`) draws such ba
 - :class:`SinkhornOT`: pairs drawn from the entropic plan (SB-CFM, with ``reg = 2σ²``).
 - :class:`GibbsWeighted`: independent pairs weighted by ``exp(−‖x0 − x1‖/ε)`` (W-CFM).
 - :class:`FixedPairs`: a fixed set of pairs, e.g. a flow's ``(z0, z1)`` for reflow.
+- :class:`ConditionalOT`, :class:`LabelledPairSampler`: pairs for a class-conditional flow, OT within
+  each class (C2OT) or across classes.
 
 >>> x0, x1 = torch.tensor([[0.0], [1.0]]), torch.tensor([[1.0], [0.0]])
 >>> ExactOT()(x0, x1).x1.tolist()
@@ -17,6 +19,7 @@ pair. A *pair sampler* (:class:`PairSampler`, :class:`FixedPairs`) draws such ba
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,11 +35,13 @@ from .data import Distribution
 
 @dataclass
 class PairBatch:
-    """Paired points ``x0[i] ↔ x1[i]``, shape ``(B, d)`` each; ``weight`` is ``(B,)`` with mean 1, or None."""
+    """Paired points ``x0[i] ↔ x1[i]``, shape ``(B, d)`` each; ``weight`` is ``(B,)`` with mean 1, or None;
+    ``label`` ``(B,)`` is the class of each target ``x1[i]`` (conditional flows), or None."""
 
     x0: Tensor
     x1: Tensor
     weight: Tensor | None = None
+    label: Tensor | None = None
 
 
 Coupling = Callable[..., PairBatch]
@@ -193,3 +198,68 @@ class FixedPairs:
         index = torch.randint(len(self.z0), (n,), generator=generator, device=self.z0.device)
         pairs = PairBatch(self.z0[index], self.z1[index])
         return pairs if device is None else PairBatch(pairs.x0.to(device), pairs.x1.to(device))
+
+
+def _ot_partner(x0: Tensor, x1: Tensor) -> Tensor:
+    """The optimal permutation ``σ`` for the cost ``‖x0_i − x1_j‖²``: ``x0[i] ↔ x1[σ[i]]``, shape ``(B,)``."""
+    cost = squared_distances(x0, x1).detach().cpu().double().numpy()
+    uniform = np.full(len(cost), 1 / len(cost))
+    plan = ot.emd(uniform, uniform, cost, numItermax=1_000_000)
+    return torch.as_tensor(plan.argmax(axis=1), device=x1.device)
+
+
+@dataclass(frozen=True)
+class ConditionalOT:
+    """Condition-aware minibatch OT (C2OT, Cheng et al. 2025): cost ``‖x0_i − x1_j‖² + weight·[c_i ≠ c_j]``.
+
+    Each noise slot ``i`` carries the label ``c_i`` of the target ``x1_i`` it was drawn with, so every class
+    gets unbiased noise ``x0 ~ N(0, I)``, as at test time. ``weight = inf`` is exact OT *within each class*;
+    ``weight = 0`` is plain OT, which ignores labels (then class ``c`` receives the skewed noise
+    ``p(x0 | c) ≠ N(0, I)`` the solver happened to send it). A finite weight is OT on the points augmented
+    with ``√(weight/2)·onehot(c)``, since ``‖onehot(c_i) − onehot(c_j)‖² = 2·[c_i ≠ c_j]``.
+
+    >>> x0, x1 = torch.tensor([[0.0], [1.0]]), torch.tensor([[1.0], [0.0]])
+    >>> ConditionalOT()(x0, x1, torch.tensor([0, 1])).x1.tolist(), ConditionalOT(0.0)(x0, x1, torch.tensor([0, 1])).x1.tolist()
+    ([[1.0], [0.0]], [[0.0], [1.0]])
+    """
+
+    weight: float = math.inf
+
+    def __post_init__(self):
+        if not self.weight >= 0:
+            raise ValueError(f"weight must be >= 0 (0 is plain OT, inf is OT within each class), got {self.weight}")
+
+    def __call__(self, x0: Tensor, x1: Tensor, label: Tensor, generator: torch.Generator | None = None) -> PairBatch:
+        _check_batches(x0, x1)
+        if label.shape != (len(x1),):
+            raise ValueError(f"label must have shape ({len(x1)},), got {tuple(label.shape)}")
+        if math.isinf(self.weight):
+            partner = torch.arange(len(x1), device=x1.device)
+            for c in label.unique():
+                members = (label == c).nonzero()[:, 0]
+                partner[members] = members[_ot_partner(x0[members], x1[members])]
+        else:
+            tag = (self.weight / 2) ** 0.5 * torch.nn.functional.one_hot(label).to(x0)  # (B, classes)
+            partner = _ot_partner(torch.cat([x0, tag], 1), torch.cat([x1, tag], 1))
+        return PairBatch(x0, x1[partner], label=label[partner])
+
+
+@dataclass
+class LabelledPairSampler:
+    """Draws ``n`` source points and ``n`` labelled target points (``target.sample_labelled``) and pairs them
+    with ``coupling``: None for independent pairs, or a :class:`ConditionalOT`. The batch carries ``label``."""
+
+    source: Distribution
+    target: Distribution
+    coupling: ConditionalOT | None = None
+
+    def __post_init__(self):
+        if not hasattr(self.target, "sample_labelled"):
+            raise TypeError(f"target must have labels (a sample_labelled method), got {type(self.target).__name__}")
+
+    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
+        x0 = self.source.sample(n, generator, device)
+        x1, label = self.target.sample_labelled(n, generator, device)
+        if self.coupling is None:
+            return PairBatch(x0, x1, label=label)
+        return self.coupling(x0, x1, label, generator=generator)

@@ -132,6 +132,14 @@ class GaussianMixture(Distribution):
     def _sample(self, n, generator, device):
         return self.sample_with_labels(n, generator, device)[0]
 
+    sample_labelled = sample_with_labels
+    classes = property(lambda self: len(self.means), doc="Number of labels: one per component.")
+
+    def classify(self, x: Tensor) -> Tensor:
+        """The label of the nearest component centre for each point of ``x`` ``(n, 2)``: ``(n,)``."""
+        self._check_points(x)
+        return torch.cdist(x, self.means.to(x)).argmin(1)
+
     def log_prob(self, x: Tensor) -> Tensor:
         self._check_points(x)
         means, weights = self.means.to(x), self.weights.to(x)
@@ -171,7 +179,21 @@ class Moons(Distribution):
         if self.noise_type not in ("gaussian", "diagonal"):
             raise ValueError(f"noise_type must be 'gaussian' or 'diagonal', got {self.noise_type!r}")
 
+    classes = 2  # label 1: the upper moon, 0: the lower one
+
     def _sample(self, n, generator, device):
+        return self._sample_labelled(n, generator, device)[0]
+
+    def sample_labelled(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` points and their moon (1 upper, 0 lower): ``(n, 2)``, ``(n,)``; same draws as ``sample``."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        device = device if device is not None else generator.device if generator is not None else "cpu"
+        return self._sample_labelled(n, generator, torch.device(device))
+
+    def _sample_labelled(self, n, generator, device):
         angle = math.pi * _rand(n, generator, device)
         upper = _randint(2, n, generator, device).bool()
         x = torch.where(upper, angle.cos(), 1 - angle.cos())
@@ -181,7 +203,16 @@ class Moons(Distribution):
             points = points + self.noise * _randn(n, 2, generator, device)
         else:
             points = points + self.noise * _rand(n, generator, device)[:, None]
-        return self.scale * points + self.shift
+        return self.scale * points + self.shift, upper.long()
+
+    def classify(self, x: Tensor) -> Tensor:
+        """The moon nearest to each point of ``x`` ``(n, 2)`` (distance to the noiseless arcs): ``(n,)``."""
+        self._check_points(x)
+        u = (x - self.shift) / self.scale  # back to the unit moons
+        arc = torch.linspace(0, math.pi, 200, device=x.device, dtype=x.dtype)
+        upper = torch.stack([arc.cos(), arc.sin()], 1)
+        lower = torch.stack([1 - arc.cos(), 0.5 - arc.sin()], 1)
+        return (torch.cdist(u, upper).min(1).values < torch.cdist(u, lower).min(1).values).long()
 
 
 @dataclass
@@ -225,6 +256,25 @@ class Checkerboard(Distribution):
         row = 2 * _randint(self.cells // 2, n, generator, device) + (col % 2)
         cell = torch.stack([col, row], 1) + torch.rand(n, 2, generator=generator, device=device)
         return (2 * cell / self.cells - 1) * self.size
+
+    @property
+    def classes(self) -> int:
+        """Number of labels: one per black square."""
+        return self.cells * (self.cells // 2)
+
+    def sample_labelled(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` points and the black square each lies in (see :meth:`classify`): ``(n, 2)``, ``(n,)``."""
+        x = self.sample(n, generator, device)
+        return x, self.classify(x)
+
+    def classify(self, x: Tensor) -> Tensor:
+        """The square of each point, numbered ``col·(cells // 2) + row // 2`` (black squares are 0 … classes − 1;
+        a point on a white square gets the label of the black square above or below it): ``(n,)``."""
+        self._check_points(x)
+        cell = torch.floor((x / self.size + 1) * self.cells / 2).long().clamp(0, self.cells - 1)  # (n, 2)
+        return cell[:, 0] * (self.cells // 2) + cell[:, 1] // 2
 
     def log_prob(self, x: Tensor) -> Tensor:
         self._check_points(x)

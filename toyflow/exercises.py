@@ -333,3 +333,74 @@ def check_lookahead(lookahead: Callable[..., Tensor]) -> bool:
         ("you took a whole unit step: x + v lands at t + 1, not at 1", lambda x, v, t: x + v),
         ("you returned the velocity alone: add it to x", lambda x, v, t: (1 - t) * v),
     ])
+
+
+# --- notebook 11: guidance ---
+
+
+def _field_cases(seed: int, count: int = 4) -> list[Case]:
+    generator = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(16, 2, generator=generator), torch.randn(16, 2, generator=generator), 0.5 + 3 * torch.rand(()).item())
+        for _ in range(count)
+    ]
+
+
+def check_cfg(combine: Callable[..., Tensor]) -> bool:
+    """Check ``combine(v_cond, v_uncond, w)``, classifier-free guidance ``v_∅ + w·(v_c − v_∅)``, all ``(n, 2)``."""
+
+    def reference(v_c, v_null, w):
+        return v_null + w * (v_c - v_null)
+
+    return compare(combine, reference, _field_cases(0), "check_cfg", [
+        ("the roles are swapped: start from the unconditional v_∅ and add w·(v_c − v_∅)", lambda c, u, w: c + w * (u - c)),
+        ("the difference is missing: guidance scales (v_c − v_∅), not v_c", lambda c, u, w: u + w * c),
+        ("only the conditional field is scaled: w·v_c forgets v_∅", lambda c, u, w: w * c),
+    ])
+
+
+def check_endpoint_estimate(estimate: Callable[..., Tensor]) -> bool:
+    """Check ``estimate(x, v, t)``, the one-step endpoint ``x̂1 = x + (1 − t)·v``; ``x``, ``v`` ``(n, 2)``, ``t`` ``(n,)``."""
+    generator = torch.Generator().manual_seed(2)
+    cases = [(torch.randn(16, 2, generator=generator), torch.randn(16, 2, generator=generator),
+              torch.rand(16, generator=generator)) for _ in range(4)]
+    return compare(estimate, lambda x, v, t: x + (1 - t[:, None]) * v, cases, "check_endpoint_estimate", [
+        ("the step uses t: the time left until the data is 1 − t", lambda x, v, t: x + t[:, None] * v),
+        ("the step forgets the time left: multiply v by (1 − t)", lambda x, v, t: x + v),
+    ])
+
+
+# --- notebook 12: reward fine-tuning ---
+
+
+def check_group_advantages(advantage: Callable[..., Tensor]) -> bool:
+    """Check ``advantage(reward, groups)``: ``(R − mean R)/std R`` within each of ``groups`` equal groups, ``(n,)``."""
+    from . import finetune
+
+    generator = torch.Generator().manual_seed(3)
+    cases = [(torch.randn(24, generator=generator) * 3 + 1, groups) for groups in (1, 2, 3, 4)]
+
+    def whole_batch(reward, groups):
+        return (reward - reward.mean()) / (reward.std() + 1e-8)
+
+    return compare(advantage, finetune.advantages, cases, "check_group_advantages", [
+        ("the scale is missing: divide by the group's standard deviation",
+         lambda r, g: (r.view(g, -1) - r.view(g, -1).mean(1, keepdim=True)).view(-1)),
+        ("the mean and std are over the whole batch: compute them within each group (reward.view(groups, -1))", whole_batch),
+    ], atol=1e-4)
+
+
+def check_clipped_surrogate(surrogate: Callable[..., Tensor]) -> bool:
+    """Check ``surrogate(ratio, advantage, clip)``, PPO's ``min(ρA, clip(ρ, 1 − ε, 1 + ε)·A)`` elementwise."""
+    from . import finetune
+
+    generator = torch.Generator().manual_seed(4)
+    cases = [(torch.rand(32, generator=generator) * 1.5 + 0.25, torch.randn(32, generator=generator), clip)
+             for clip in (0.1, 0.2, 0.3)]
+    return compare(surrogate, finetune.clipped_surrogate, cases, "check_clipped_surrogate", [
+        ("there is no clipping: ρ·A alone lets one rollout move the policy arbitrarily far", lambda r, a, c: r * a),
+        ("only the clipped term is used: take the min with the unclipped ρ·A (pessimistic bound)",
+         lambda r, a, c: r.clamp(1 - c, 1 + c) * a),
+        ("max instead of min: the surrogate must be the pessimistic (smaller) of the two",
+         lambda r, a, c: torch.maximum(r * a, r.clamp(1 - c, 1 + c) * a)),
+    ])

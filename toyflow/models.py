@@ -77,3 +77,52 @@ def _as_batch_time(t: Tensor | float, x: Tensor) -> Tensor:
     if t.shape != (len(x),):
         raise ValueError(f"t must be a scalar or have shape ({len(x)},), got {tuple(t.shape)}")
     return t
+
+
+class ConditionalVelocityMLP(VelocityMLP):
+    """A class-conditional velocity ``v(x, t, c) -> (n, dim)``: :class:`VelocityMLP` with a learned label
+    embedding concatenated to its input (classifier-free guidance, Ho & Salimans 2022).
+
+    Labels are integers ``0 … classes − 1``; the extra label ``classes`` (:attr:`null`) means "no
+    condition", the ``∅`` of ``v(x, t, ∅)``, which is also what ``label=None`` gives.
+
+    Args:
+        classes: number of labels (the null label is added on top).
+        label_dim: size of the label embedding.
+        dim, hidden, depth, frequencies: as for :class:`VelocityMLP` (one time argument).
+
+    >>> import toyflow
+    >>> toyflow.seed(0)
+    >>> v = ConditionalVelocityMLP(classes=3)
+    >>> tuple(v(torch.zeros(4, 2), 0.5, torch.tensor([0, 1, 2, 3])).shape), v.null
+    ((4, 2), 3)
+    """
+
+    def __init__(
+        self, classes: int, dim: int = 2, hidden: int = 128, depth: int = 3, frequencies: int = 4, label_dim: int = 16
+    ):
+        super().__init__(dim, hidden, depth, times=1, frequencies=frequencies)
+        for name, value in {"classes": classes, "label_dim": label_dim}.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.classes, self.null = classes, classes
+        self.label = nn.Embedding(classes + 1, label_dim)
+        self.net[0] = nn.Linear(dim + self.embed.dim + label_dim, hidden)
+
+    def forward(self, x: Tensor, t: Tensor | float, label: Tensor | int | None = None) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        label = torch.as_tensor(self.null if label is None else label, device=x.device)
+        if label.ndim == 0:
+            label = label.expand(len(x))
+        if label.shape != (len(x),) or label.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                f"label must be an int or an integer tensor of shape ({len(x)},), got {label.dtype} {tuple(label.shape)}"
+            )
+        if label.min() < 0 or label.max() > self.classes:
+            raise ValueError(
+                f"labels must lie in 0 … {self.classes} ({self.classes} is the null label), "
+                f"got {label.min().item()} … {label.max().item()}"
+            )
+        features = [x, self.embed(_as_batch_time(t, x)), self.label(label)]
+        return self.net(torch.cat(features, dim=1))
