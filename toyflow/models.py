@@ -60,13 +60,18 @@ class VelocityMLP(nn.Module):
         layers.append(nn.Linear(hidden, dim))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: Tensor, *times: Tensor | float) -> Tensor:
+    def features(self, x: Tensor, *times: Tensor | float) -> Tensor:
+        """The last hidden features ``(n, hidden)``, the input of the output layer (read by the dispersive
+        regulariser of :mod:`toyflow.meanflow`): ``forward(x, …) = net[-1](features(x, …))``."""
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
         if len(times) != self.times:
             raise TypeError(f"{type(self).__name__} takes {self.times} time argument(s), got {len(times)}")
-        features = [x] + [self.embed(_as_batch_time(t, x)) for t in times]
-        return self.net(torch.cat(features, dim=1))
+        inputs = [x] + [self.embed(_as_batch_time(t, x)) for t in times]
+        return self.net[:-1](torch.cat(inputs, dim=1))
+
+    def forward(self, x: Tensor, *times: Tensor | float) -> Tensor:
+        return self.net[-1](self.features(x, *times))
 
 
 def _as_batch_time(t: Tensor | float, x: Tensor) -> Tensor:
