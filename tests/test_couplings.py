@@ -1,5 +1,6 @@
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -92,6 +93,50 @@ def test_pair_samplers():
     fixed = couplings.FixedPairs(z0, z1).sample(16, torch.Generator().manual_seed(0))
     index = torch.cdist(fixed.x0, z0).argmin(1)
     torch.testing.assert_close(fixed.x1, z1[index])  # pairs stay together
+
+
+def test_exact_ot_checks_pots_status_and_says_what_to_do():
+    x0, x1 = _batches(5, 64)
+    with pytest.raises(RuntimeError, match=r"exact OT stopped before the optimal plan .* raise ExactOT\(max_iter=...\)"):
+        couplings.ExactOT(max_iter=5)(x0, x1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        couplings.ExactOT()(x0, x1)
+
+
+def test_a_sinkhorn_plan_with_nan_is_an_error_that_says_increase_reg(monkeypatch):
+    x0, x1 = _batches(6, 16)
+    monkeypatch.setattr(couplings.ot, "sinkhorn", lambda a, b, cost, *args, **kwargs: (cost * np.nan, {"err": [0.0]}))
+    with pytest.raises(RuntimeError, match="overflowed at reg=1.0 .* increase reg"):
+        couplings.SinkhornOT(reg=1.0)(x0, x1)
+
+
+def test_fixed_pairs_draw_with_a_generator_on_another_device_than_the_pairs():
+    z0 = torch.arange(10.0)[:, None].repeat(1, 2)
+    pairs = couplings.FixedPairs(z0, z0 + 1)
+    batch = pairs.sample(6, torch.Generator().manual_seed(0), device="meta")
+    assert batch.x0.device.type == "meta"
+    again = pairs.sample(6, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again.x1, again.x0 + 1)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: couplings.SinkhornOT(max_iter=0), "max_iter must be a positive int .* got 0"),
+        (lambda: couplings.SinkhornOT(max_iter=10.5), "max_iter must be a positive int .* got 10.5"),
+        (lambda: couplings.SinkhornOT(tol=0.0), r"tol must be a finite number > 0 .* got 0.0"),
+        (lambda: couplings.SinkhornOT(tol=-1e-6), r"tol must be a finite number > 0 .* got -1e-06"),
+        (lambda: couplings.ExactOT(max_iter=0), "max_iter must be a positive int .* got 0"),
+        (lambda: couplings.FixedPairs(torch.zeros(0, 2), torch.zeros(0, 2)), "at least one pair, got 0"),
+        (lambda: couplings.FixedPairs(torch.zeros(3, 2), torch.zeros(3, 2)).sample(0), "n must be a positive int, got 0"),
+        (lambda: couplings.ExactOT()(torch.full((3, 2), float("nan")), torch.zeros(3, 2)), "x0 holds NaN or inf"),
+        (lambda: couplings.SinkhornOT()(torch.zeros(3, 2), torch.full((3, 2), float("inf"))), "x1 holds NaN or inf"),
+    ],
+)
+def test_bad_solver_settings_and_points(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
 
 
 def test_bad_input():

@@ -158,3 +158,9 @@ def test_curves_are_drawn_as_polylines():
     ax = plot.curves(Curves(length=8).sample(20, torch.Generator().manual_seed(0)), count=10, points=True)
     assert len(ax.collections[0].get_segments()) == 10 and len(ax.collections) == 2
     plt.close("all")
+
+
+def test_a_cpu_generator_draws_the_same_latents_for_a_flow_on_any_device():
+    """The device rule: a flow on the meta device draws its latents with a CPU generator, then moves them."""
+    flow = RealNVP(layers=2, hidden=8).to("meta")
+    assert flow.sample(7, torch.Generator().manual_seed(0)).device.type == "meta"

@@ -30,6 +30,18 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _output_folder(out: Path) -> Path:
+    """Create ``--out`` and check a file can be written there, before any training (a one-line error if not)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".toyflow-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise SystemExit(f"error: --out {out} cannot be written ({error.strerror or error}); choose another folder") from None
+    return out
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     names = sorted(data.REGISTRY)
     parser.add_argument("--source", default="8gaussians", choices=names, help="source data set at t = 0 (%(default)s)")
@@ -50,6 +62,7 @@ def train_command(args: argparse.Namespace) -> dict:
 
     if args.steps < 1:
         raise SystemExit(f"error: --steps must be >= 1, got {args.steps}")
+    _output_folder(args.out)
     device = _device(args.device)
     torch.manual_seed(args.seed)
     source, target = data.get(args.source), data.get(args.target)
@@ -65,7 +78,6 @@ def train_command(args: argparse.Namespace) -> dict:
         "straightness": metrics.straightness(model, x0),
         "w2_by_nfe": metrics.w2_by_nfe(model, x0, x1),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     path = solvers.integrate(model, x0[:500], steps=100, return_path=True).path
     ax = plot.trajectories(path, title=f"{args.source} → {args.target} ({args.coupling})")
     ax.figure.savefig(args.out / "trajectories.png", dpi=120, bbox_inches="tight")
@@ -86,6 +98,9 @@ def reflow_command(args: argparse.Namespace) -> list[dict]:
             raise SystemExit(f"error: --{name} must be >= 1, got {getattr(args, name)}")
     if args.rounds < 0:
         raise SystemExit(f"error: --rounds (reflow rounds after 1-RF) must be >= 0, got {args.rounds}")
+    if not args.lr > 0:
+        raise SystemExit(f"error: --lr must be > 0, got {args.lr}")
+    _output_folder(args.out)
     device = _device(args.device)
     torch.manual_seed(args.seed)
     source, target = data.get(args.source), data.get(args.target)
@@ -97,7 +112,6 @@ def reflow_command(args: argparse.Namespace) -> list[dict]:
              for r in rounds]
     paths = {r.name: solvers.integrate(r.model, x0[:500], steps=60, return_path=True).path for r in rounds}
 
-    args.out.mkdir(parents=True, exist_ok=True)
     fig, axes = plot.panels(len(rounds), titles=[f"{row['round']}: straightness {row['straightness']:.3f}" for row in table])
     for ax, path in zip(axes, paths.values()):
         plot.trajectories(path, ax)

@@ -51,6 +51,15 @@ def _check_batches(x0: Tensor, x1: Tensor) -> None:
         raise ValueError(f"x0 and x1 must both have shape (B, d), got {tuple(x0.shape)} and {tuple(x1.shape)}")
 
 
+def _finite_cost(x0: Tensor, x1: Tensor) -> np.ndarray:
+    """The cost matrix as float64 NumPy for POT, after checking that every point is finite."""
+    _check_batches(x0, x1)
+    for name, x in (("x0", x0), ("x1", x1)):
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} holds NaN or inf points: optimal transport needs finite costs")
+    return squared_distances(x0, x1).detach().cpu().double().numpy()
+
+
 def squared_distances(x0: Tensor, x1: Tensor) -> Tensor:
     """The cost matrix ``C[i, j] = ‖x0_i − x1_j‖²``, shape ``(B, B)``."""
     return torch.cdist(x0, x1) ** 2
@@ -71,13 +80,26 @@ class ExactOT:
     ``(x0_i, x1_σ(i))``: both marginals are kept exactly and no pair is duplicated
     (torchcfm instead draws B pairs from the plan with replacement). The plan comes from
     POT's network simplex ``ot.emd``; its cost grows like ``B³`` (about 5 ms at B = 256 on a CPU).
+    A solve that stops before optimality (``max_iter`` pivots) raises a ``RuntimeError``.
     """
 
+    max_iter: int = 1_000_000
+
+    def __post_init__(self):
+        if not isinstance(self.max_iter, int) or isinstance(self.max_iter, bool) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive int (network-simplex pivots), got {self.max_iter!r}")
+
     def __call__(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None = None) -> PairBatch:
-        _check_batches(x0, x1)
-        cost = squared_distances(x0, x1).detach().cpu().double().numpy()
+        cost = _finite_cost(x0, x1)
         uniform = np.full(len(cost), 1 / len(cost))
-        plan = ot.emd(uniform, uniform, cost, numItermax=1_000_000)  # (B, B), one entry 1/B per row
+        with warnings.catch_warnings():  # POT's own warning; its status is checked below
+            warnings.filterwarnings("ignore", message="numItermax reached", category=UserWarning)
+            plan, log = ot.emd(uniform, uniform, cost, numItermax=self.max_iter, log=True)  # (B, B), 1/B per row
+        if log["result_code"] != 1:  # 1 is OPTIMAL
+            raise RuntimeError(
+                f"exact OT stopped before the optimal plan ({log['warning']}) at B = {len(cost)}: "
+                f"raise ExactOT(max_iter=...) above {self.max_iter}, use a smaller batch, or SinkhornOT"
+            )
         partner = torch.as_tensor(plan.argmax(axis=1), device=x1.device)
         return PairBatch(x0, x1[partner])
 
@@ -102,20 +124,30 @@ class SinkhornOT:
     def __post_init__(self):
         if not self.reg > 0:
             raise ValueError(f"reg must be > 0 (the entropic regularisation; use ExactOT for reg = 0), got {self.reg}")
+        if not isinstance(self.max_iter, int) or isinstance(self.max_iter, bool) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive int (Sinkhorn iterations), got {self.max_iter!r}")
+        if not 0 < self.tol < np.inf:
+            raise ValueError(f"tol must be a finite number > 0 (the marginal error at which Sinkhorn stops), got {self.tol!r}")
 
     def plan(self, x0: Tensor, x1: Tensor) -> Tensor:
-        """The entropic plan ``P``, shape ``(B, B)``, rows summing to ``1/B``."""
-        _check_batches(x0, x1)
-        cost = squared_distances(x0, x1).detach().cpu().double().numpy()
+        """The entropic plan ``P``, shape ``(B, B)``, rows summing to ``1/B``.
+
+        When the marginal error is still above ``tol`` after ``max_iter`` iterations it warns (the plan is
+        usable, only less exact); a plan with NaN or inf entries raises a ``RuntimeError``."""
+        cost = _finite_cost(x0, x1)
         uniform = np.full(len(cost), 1 / len(cost))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            method = "sinkhorn_log" if cost.max() / self.reg > 200 else "sinkhorn"
-            plan = ot.sinkhorn(uniform, uniform, cost, self.reg, method, numItermax=self.max_iter, stopThr=self.tol)
-        if caught:
+        method = "sinkhorn_log" if cost.max() / self.reg > 200 else "sinkhorn"
+        with warnings.catch_warnings():  # POT's own warning; its status is checked below
+            warnings.filterwarnings("ignore", message="Sinkhorn did not converge", category=UserWarning)
+            plan, log = ot.sinkhorn(uniform, uniform, cost, self.reg, method, numItermax=self.max_iter,
+                                    stopThr=self.tol, log=True)
+        if not np.isfinite(plan).all() or not plan.sum() > 0:
+            raise RuntimeError(f"Sinkhorn's plan overflowed at reg={self.reg} (max cost {cost.max():.3g}): increase reg")
+        error = log["err"][-1] if log["err"] else np.inf
+        if not error <= self.tol:
             warnings.warn(
-                f"Sinkhorn did not converge in {self.max_iter} iterations at reg={self.reg}: "
-                "increase max_iter or reg",
+                f"Sinkhorn did not converge in {self.max_iter} iterations at reg={self.reg} (marginal error "
+                f"{float(error):.2g} > tol={self.tol}): increase max_iter or reg",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -123,9 +155,8 @@ class SinkhornOT:
 
     def __call__(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None = None) -> PairBatch:
         plan = self.plan(x0, x1)
-        if generator is not None and generator.device != plan.device:
-            raise ValueError(f"generator is on {generator.device} but the points are on {plan.device}")
-        partner = torch.multinomial(plan, 1, generator=generator)[:, 0]
+        draw = generator.device if generator is not None else plan.device  # the device rule: draw there, index here
+        partner = torch.multinomial(plan.to(draw), 1, generator=generator)[:, 0].to(x1.device)
         return PairBatch(x0, x1[partner])
 
 
@@ -188,8 +219,15 @@ class FixedPairs:
 
     def __post_init__(self):
         _check_batches(self.z0, self.z1)
+        if len(self.z0) == 0:
+            raise ValueError("z0 and z1 must hold at least one pair, got 0")
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
-        index = torch.randint(len(self.z0), (n,), generator=generator, device=self.z0.device)
+        """``n`` pairs drawn with replacement; the index is drawn on the generator's device (the device rule),
+        the pairs are returned on ``device`` (default: where ``z0`` lives)."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        draw = generator.device if generator is not None else self.z0.device
+        index = torch.randint(len(self.z0), (n,), generator=generator, device=draw).to(self.z0.device)
         pairs = PairBatch(self.z0[index], self.z1[index])
         return pairs if device is None else PairBatch(pairs.x0.to(device), pairs.x1.to(device))
