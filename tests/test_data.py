@@ -158,7 +158,9 @@ def test_a_cpu_generator_draws_the_same_numbers_for_any_requested_device():
         assert x.device.type == "meta" and x.shape == (50, 2), name
 
 
-@pytest.mark.parametrize("bad, error", [(1.5, TypeError), ("0", TypeError), (True, TypeError), (-1, ValueError), (2**40, ValueError)])
+@pytest.mark.parametrize(
+    "bad, error", [(1.5, TypeError), ("0", TypeError), (True, TypeError), (-1, ValueError), (2**40, ValueError)]
+)
 def test_seed_rejects_non_integers_and_out_of_range_values(bad, error):
     import toyflow
 
