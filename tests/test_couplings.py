@@ -128,6 +128,7 @@ def test_fixed_pairs_draw_with_a_generator_on_another_device_than_the_pairs():
         (lambda: couplings.SinkhornOT(tol=0.0), r"tol must be a finite number > 0 .* got 0.0"),
         (lambda: couplings.SinkhornOT(tol=-1e-6), r"tol must be a finite number > 0 .* got -1e-06"),
         (lambda: couplings.ExactOT(max_iter=0), "max_iter must be a positive int .* got 0"),
+        (lambda: couplings.ExactOT(block=0), r"block must be a positive int .* or None .* got 0"),
         (lambda: couplings.FixedPairs(torch.zeros(0, 2), torch.zeros(0, 2)), "at least one pair, got 0"),
         (lambda: couplings.FixedPairs(torch.zeros(3, 2), torch.zeros(3, 2)).sample(0), "n must be a positive int, got 0"),
         (lambda: couplings.ExactOT()(torch.full((3, 2), float("nan")), torch.zeros(3, 2)), "x0 holds NaN or inf"),
@@ -137,6 +138,54 @@ def test_fixed_pairs_draw_with_a_generator_on_another_device_than_the_pairs():
 def test_bad_solver_settings_and_points(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def _is_optimal(x0: torch.Tensor, x1: torch.Tensor) -> bool:
+    """True when exact OT would keep the pairing as it is."""
+    return torch.equal(couplings.ExactOT()(x0, x1).x1, x1)
+
+
+def test_exact_ot_in_blocks_pairs_each_block_optimally_and_keeps_both_marginals():
+    x0, x1 = _batches(7, 256)
+    pairs = couplings.ExactOT(block=64)(x0, x1)
+    assert torch.equal(pairs.x0, x0) and _same_rows(pairs.x1, x1)
+    for start in range(0, 256, 64):  # each block is a permutation of its own points, optimally paired
+        assert _same_rows(pairs.x1[start:start + 64], x1[start:start + 64])
+        assert _is_optimal(x0[start:start + 64], pairs.x1[start:start + 64])
+    whole = couplings.ExactOT()(x0, x1)
+    assert transport_cost(whole.x0, whole.x1) <= transport_cost(pairs.x0, pairs.x1) < 0.5 * transport_cost(x0, x1)
+    assert torch.equal(couplings.ExactOT(block=256)(x0, x1).x1, whole.x1)
+
+
+def test_prefetching_sampler_returns_optimal_pairs_reproducibly_from_the_first_draws():
+    source, target = data.get("8gaussians"), data.get("moons")
+    sampler = couplings.PairSampler(source, target, couplings.ExactOT(), prefetch=True)
+    first = [sampler.sample(64, torch.Generator().manual_seed(0)) for _ in range(2)]  # a new generator each time
+    torch.testing.assert_close(first[0].x0, first[1].x0)  # the prefetched batch of another generator is dropped
+    assert torch.equal(first[0].x0, source.sample(64, torch.Generator().manual_seed(0)))  # the draws come first
+    g, again = torch.Generator().manual_seed(1), couplings.PairSampler(source, target, couplings.ExactOT(), prefetch=True)
+    g2 = torch.Generator().manual_seed(1)
+    stream = [sampler.sample(64, g) for _ in range(4)]
+    for batch, twin in zip(stream, [again.sample(64, g2) for _ in range(4)]):
+        assert torch.equal(batch.x0, twin.x0) and torch.equal(batch.x1, twin.x1)
+        assert _is_optimal(batch.x0, batch.x1)
+    assert not torch.equal(stream[0].x0, stream[1].x0)
+    assert sampler.sample(32, g).x0.shape == (32, 2)  # another size: solved now, not the prefetched one
+
+
+def test_prefetching_pairs_in_a_background_thread_with_a_generator_of_their_own():
+    import threading
+
+    seen = []
+
+    def coupling(x0, x1, generator=None):
+        seen.append((threading.current_thread().name, generator))
+        return couplings.PairBatch(x0, x1[torch.randperm(len(x1), generator=generator)])
+
+    sampler = couplings.PairSampler(data.get("gaussian"), data.get("moons"), coupling, prefetch=True)
+    g = torch.Generator().manual_seed(0)
+    sampler.sample(8, g)
+    assert all(name.startswith("toyflow-pairs") and own is not g and own is not None for name, own in seen)
 
 
 def test_bad_input():

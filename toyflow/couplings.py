@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -81,15 +82,28 @@ class ExactOT:
     (torchcfm instead draws B pairs from the plan with replacement). The plan comes from
     POT's network simplex ``ot.emd``; its cost grows like ``B³`` (about 5 ms at B = 256 on a CPU).
     A solve that stops before optimality (``max_iter`` pivots) raises a ``RuntimeError``.
+
+    Two ways to make it cheaper: ``block = k`` re-pairs each run of ``k`` consecutive points (i.i.d.
+    draws, so a random sub-batch) on its own, ``B/k`` solves of size ``k`` (the coupling of minibatch OT
+    at batch ``k``, both marginals still exact); ``PairSampler(prefetch=True)`` solves the next batch in
+    a background thread while the current one trains.
     """
 
     max_iter: int = 1_000_000
+    block: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.max_iter, int) or isinstance(self.max_iter, bool) or self.max_iter < 1:
             raise ValueError(f"max_iter must be a positive int (network-simplex pivots), got {self.max_iter!r}")
+        if self.block is not None and (not isinstance(self.block, int) or isinstance(self.block, bool) or self.block < 1):
+            raise ValueError(f"block must be a positive int (points per OT solve) or None (the whole batch), got {self.block!r}")
 
     def __call__(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None = None) -> PairBatch:
+        _check_batches(x0, x1)
+        if self.block is not None and self.block < len(x0):
+            whole = ExactOT(self.max_iter)
+            parts = [whole(a, b).x1 for a, b in zip(x0.split(self.block), x1.split(self.block))]
+            return PairBatch(x0, torch.cat(parts))
         cost = _finite_cost(x0, x1)
         uniform = np.full(len(cost), 1 / len(cost))
         with warnings.catch_warnings():  # POT's own warning; its status is checked below
@@ -198,16 +212,47 @@ class GibbsWeighted:
 
 @dataclass
 class PairSampler:
-    """Draws ``n`` source points and ``n`` target points and pairs them with ``coupling``."""
+    """Draws ``n`` source points and ``n`` target points and pairs them with ``coupling``.
+
+    With ``prefetch=True`` each call also draws the points of the *next* batch and pairs them in a
+    background thread, so an expensive coupling (exact OT's ``O(B³)`` solve, which POT runs without
+    holding Python's lock) overlaps the training step instead of lengthening it. Every random number is
+    still drawn in the caller's thread, in a fixed order, so runs stay reproducible; the coupling gets
+    its own generator seeded from the caller's. A prefetched batch is used only by the next call with the
+    same ``n``, ``device`` and generator object; otherwise it is dropped and the batch is solved now.
+    """
 
     source: Distribution
     target: Distribution
     coupling: Coupling = independent
+    prefetch: bool = False
+    _next: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
+        if not self.prefetch:
+            x0 = self.source.sample(n, generator, device)
+            x1 = self.target.sample(n, generator, device)
+            return self.coupling(x0, x1, generator=generator)
+        key = (n, None if device is None else torch.device(device))
+        if self._next is not None and self._next[0] is generator and self._next[1] == key:
+            current = self._next[2]
+        else:  # nothing prefetched for this call: start its batch now
+            current = self._solve_later(n, generator, device)
+        self._next = (generator, key, self._solve_later(n, generator, device))  # paired while this batch trains
+        return current.result()
+
+    def _solve_later(self, n: int, generator: torch.Generator | None, device) -> Future:
         x0 = self.source.sample(n, generator, device)
         x1 = self.target.sample(n, generator, device)
-        return self.coupling(x0, x1, generator=generator)
+        own = None
+        if generator is not None:  # a generator of the coupling's own, seeded in this thread
+            own = torch.Generator(generator.device).manual_seed(
+                int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+            )
+        return _BACKGROUND.submit(self.coupling, x0, x1, generator=own)
+
+
+_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toyflow-pairs")
 
 
 @dataclass
