@@ -175,9 +175,8 @@ FLOWS = {
     "realnvp": lambda: nf.RealNVP(layers=4, hidden=16),
     "maf": lambda: nf.MAF(layers=4, hidden=16),
     "tarflow": lambda: nf.TARFlow(tokens=2, channels=1, blocks=2, width=16, heads=2),
+    "spline": lambda: nf.SplineFlow(layers=2, hidden=16),
 }
-if hasattr(nf, "SplineFlow"):
-    FLOWS["spline"] = lambda: nf.SplineFlow(layers=2, hidden=16)
 
 
 @pytest.mark.parametrize("name", sorted(FLOWS))
