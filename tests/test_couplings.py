@@ -197,3 +197,10 @@ def test_bad_input():
         couplings.ExactOT()(torch.zeros(4, 2), torch.zeros(5, 2))
     with pytest.raises(ValueError, match=r"got \(4, 2\) and \(4, 3\)"):
         couplings.FixedPairs(torch.zeros(4, 2), torch.zeros(4, 3))
+
+
+def test_pair_sampler_names_a_source_that_is_not_a_distribution():
+    with pytest.raises(TypeError, match="source must be a distribution .* got 'moons'"):
+        couplings.PairSampler("moons", data.get("gaussian"))
+    with pytest.raises(TypeError, match="coupling must be a callable"):
+        couplings.PairSampler(data.get("moons"), data.get("gaussian"), "ot")

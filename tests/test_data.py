@@ -137,6 +137,7 @@ BAD_PARAMETERS = [
     ("8gaussians", dict(std=0.0), "std must be a finite number > 0, got 0.0"),
     ("gaussian", dict(std=-1.0), "std must be a finite number > 0, got -1.0"),
     ("gaussian", dict(std="wide"), "std must be a finite number > 0, got 'wide'"),
+    ("gaussian", dict(mean=()), r"mean must be one or more finite numbers, got \(\)"),
 ]
 
 

@@ -230,6 +230,10 @@ def test_bad_input():
         SplitMeanFlow(pairs, time=0.5)
     with pytest.raises(TypeError, match="time must be a time sampler"):
         TimePairs(time="uniform")
+    with pytest.raises(ValueError, match="tau must be > 0, got 0"):
+        dispersive_loss(torch.zeros(4, 2), tau=0)
+    with pytest.raises(ValueError, match=r"h must have shape \(B, d\) with B >= 2, got \(1, 2\)"):
+        dispersive_loss(torch.zeros(1, 2))
 
 
 @pytest.mark.parametrize("equal", [-0.1, 1.5, float("nan")])

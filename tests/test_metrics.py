@@ -116,3 +116,14 @@ def test_more_bad_input():
         metrics.sliced_w2(torch.zeros(3, 2), torch.zeros(3, 2), projections=0)
     with pytest.raises(ValueError, match="same dimension"):
         metrics.mmd(torch.zeros(3, 2), torch.zeros(3, 3))
+
+
+def test_transport_cost_w2_by_nfe_and_cnf_log_prob_name_their_bad_arguments():
+    with pytest.raises(ValueError, match=r"x0 must have shape \(n, d\) with n >= 1, got \(0, 2\)"):
+        metrics.transport_cost(torch.zeros(0, 2), torch.zeros(0, 2))
+    with pytest.raises(ValueError, match="x1 has 1 point"):
+        metrics.transport_cost(torch.zeros(2, 2), torch.tensor([[0.0, 0.0], [float("nan"), 0.0]]))
+    with pytest.raises(ValueError, match="nfes must list at least one"):
+        metrics.w2_by_nfe(CASE.velocity, torch.zeros(3, 2), torch.zeros(3, 2), nfes=())
+    with pytest.raises(ValueError, match="rtol and atol must be > 0"):
+        metrics.cnf_log_prob(CASE.velocity, torch.zeros(3, 2), CASE.source.log_prob, rtol=-1.0)

@@ -227,3 +227,8 @@ def test_spline_flow_bad_input():
         SplineFlow(dim=1)
     with pytest.raises(ValueError, match=r"x must have shape \(n, 2\), got \(4, 3\)"):
         SplineFlow()(torch.zeros(4, 3))
+
+
+def test_denoise_names_a_negative_noise():
+    with pytest.raises(ValueError, match="noise must be >= 0 .* got -1.0"):
+        RealNVP(layers=1).denoise(torch.zeros(2, 2), -1.0)

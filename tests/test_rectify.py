@@ -169,3 +169,14 @@ def test_bad_input():
         solvers.integrate(CASE.velocity, torch.zeros(2, 2), method="path")
     with pytest.raises(ValueError, match="deterministic path"):
         paths.stochastic(0.5).endpoints(torch.zeros(2, 2), torch.zeros(2, 2), torch.full((2,), 0.5))
+
+
+def test_objectives_reject_a_distribution_where_pairs_are_expected():
+    from toyflow.flow_matching import FlowMatching
+    from toyflow.meanflow import MeanFlow
+
+    for objective in (FlowMatching, MeanFlow, rectify.Distillation):
+        with pytest.raises(TypeError, match=r"pairs must be a pair sampler .* got Moons"):
+            objective(data.get("moons"))
+    with pytest.raises(ValueError, match="pair_steps must be a positive int"):
+        rectify.rectified_flow(CASE.source, CASE.target, steps=1, num_pairs=4, pair_steps=0, progress=False)

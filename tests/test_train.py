@@ -111,3 +111,10 @@ def test_bad_options_name_the_argument(options, error, message):
     arguments = {"model": torch.nn.Linear(1, 1), "objective": _regression, **options}
     with pytest.raises(error, match=message):
         fit(arguments.pop("model"), arguments.pop("objective"), progress=False, **{"steps": 3, **arguments})
+
+
+def test_smoothed_names_a_bad_window():
+    with pytest.raises(ValueError, match="window must be a positive int, got 0"):
+        toyflow.train.History([1.0, 2.0]).smoothed(0)
+    with pytest.raises(ValueError, match="holds no loss yet"):
+        toyflow.train.History().smoothed()

@@ -228,6 +228,14 @@ class PairSampler:
     prefetch: bool = False
     _next: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
+    def __post_init__(self):
+        for name in ("source", "target"):
+            if not callable(getattr(getattr(self, name), "sample", None)):
+                raise TypeError(f"{name} must be a distribution with sample(n, generator, device), such as "
+                                f"data.get('moons'), got {getattr(self, name)!r}")
+        if not callable(self.coupling):
+            raise TypeError(f"coupling must be a callable coupling(x0, x1, generator) -> PairBatch, got {self.coupling!r}")
+
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
         if not self.prefetch:
             x0 = self.source.sample(n, generator, device)

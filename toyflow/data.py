@@ -100,6 +100,8 @@ class Gaussian(Distribution):
 
     def __post_init__(self):
         _positive("std", self.std)
+        if len(self.mean) < 1 or not all(math.isfinite(m) for m in self.mean):
+            raise ValueError(f"mean must be one or more finite numbers, got {self.mean!r}")
         self.dim = len(self.mean)
 
     def _sample(self, n, generator, device):

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .couplings import PairBatch, PairSource
+from .data import Distribution
 from .paths import Interpolant, UniformTime, linear
 from .train import draw_device, model_device
 
@@ -34,6 +35,15 @@ def pseudo_huber(error: Tensor, c: float) -> Tensor:
     """Per-sample ``(√(‖Δ‖² + c²) − c) / d`` for ``Δ`` of shape ``(n, d)``: quadratic near 0, linear far
     out, so a few badly paired points pull less than under ``‖Δ‖²`` (Lee, Lin, Fanti 2024)."""
     return ((error**2).sum(1) + c**2).sqrt().sub(c) / error.shape[1]
+
+
+def check_pair_source(pairs: object) -> None:
+    """Raise a ``TypeError`` unless ``pairs`` draws pair batches (a distribution draws points, not pairs)."""
+    if isinstance(pairs, Distribution) or not callable(getattr(pairs, "sample", None)):
+        raise TypeError(
+            f"pairs must be a pair sampler with sample(n, generator, device) -> PairBatch, such as "
+            f"couplings.PairSampler(source, target), got {type(pairs).__name__}"
+        )
 
 
 def weighted_mean(per_pair: Tensor, weight: Tensor | None) -> Tensor:
@@ -66,8 +76,7 @@ class FlowMatching:
             raise ValueError(f"loss must be 'l2' or 'pseudo_huber', got {self.loss!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
-        if not callable(getattr(self.pairs, "sample", None)):
-            raise TypeError(f"pairs must be a pair sampler with sample(n, generator, device), got {type(self.pairs).__name__}")
+        check_pair_source(self.pairs)
         if not isinstance(self.path, Interpolant):
             raise TypeError(f"path must be a paths.Interpolant such as paths.linear(), got {type(self.path).__name__}")
         if not callable(self.time):

@@ -60,7 +60,7 @@ import torch
 from torch import Tensor, nn
 
 from .couplings import PairSource
-from .flow_matching import draw_batch, weighted_mean
+from .flow_matching import check_pair_source, draw_batch, weighted_mean
 from .paths import Interpolant, UniformTime, linear
 from .solvers import Solution, Velocity, time_grid
 from .train import draw_device
@@ -141,6 +141,10 @@ def dispersive_loss(h: Tensor, tau: float = 1.0) -> Tensor:
     """``log((1/B²) Σ_ij exp(−‖h_i − h_j‖²/(d·τ)))`` for features ``h`` ``(B, d)``: 0 when all features
     coincide, down to ``−log B`` when they are far apart. Adding it pushes the features apart
     (a contrastive loss with no positive pairs; "Diffuse and Disperse", Wang & He 2025)."""
+    if h.ndim != 2 or len(h) < 2:
+        raise ValueError(f"h must have shape (B, d) with B >= 2, got {tuple(h.shape)}")
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
     sq = h.pow(2).sum(1)
     distances = (sq[:, None] + sq[None, :] - 2 * h @ h.T).clamp_min(0)  # (B, B)
     return torch.logsumexp(-distances.flatten() / (h.shape[1] * tau), 0) - 2 * math.log(len(h))
@@ -178,6 +182,7 @@ class _AverageVelocityObjective:
             raise ValueError(f"dispersive (the regulariser's weight) must be >= 0, got {self.dispersive}")
         if not self.tau > 0:
             raise ValueError(f"tau must be > 0, got {self.tau}")
+        check_pair_source(self.pairs)
         if not isinstance(self.path, Interpolant):
             raise TypeError(f"path must be a paths.Interpolant such as paths.linear(), got {type(self.path).__name__}")
         if not callable(self.time):

@@ -91,6 +91,7 @@ def mmd(x: Tensor, y: Tensor, bandwidths: Iterable[float] = (0.1, 0.3, 1.0, 3.0)
 
 def transport_cost(x0: Tensor, x1: Tensor) -> float:
     """``E‖x1 − x0‖²`` of a coupling given by paired points ``(n, d)``."""
+    _points(x0, "x0"), _points(x1, "x1")
     if x0.shape != x1.shape:
         raise ValueError(f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
     return float(((x1 - x0) ** 2).sum(1).mean())
@@ -115,7 +116,9 @@ def w2_by_nfe(
     v: Velocity, x0: Tensor, target: Tensor, nfes: Iterable[int] = (1, 2, 4, 8, 100), method: str = "euler"
 ) -> dict[int, float]:
     """``{nfe: W2(samples, target)}`` where the samples are ``x0`` pushed by ``method`` with ``nfe`` evaluations."""
-    result = {}
+    nfes, result = list(nfes), {}
+    if not nfes:
+        raise ValueError("nfes must list at least one number of function evaluations, got none")
     for nfe in nfes:
         steps, rest = divmod(nfe, EVALUATIONS_PER_STEP[method])
         if rest or steps < 1:
@@ -156,6 +159,8 @@ def cnf_log_prob(
     """
     if x1.ndim != 2:
         raise ValueError(f"x1 must have shape (n, d), got {tuple(x1.shape)}")
+    if not (rtol > 0 and atol > 0):
+        raise ValueError(f"rtol and atol must be > 0 (the adaptive solver's tolerances), got rtol={rtol}, atol={atol}")
 
     def augmented(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         velocity, div = divergence(v, state[0], t.expand(len(state[0])))

@@ -52,6 +52,8 @@ class VelocityMLP(nn.Module):
         for name, value in {"dim": dim, "hidden": hidden, "depth": depth, "times": times}.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(frequencies, int) or frequencies < 0:
+            raise ValueError(f"frequencies must be an int >= 0 (Fourier frequencies of the time), got {frequencies!r}")
         self.dim, self.times = dim, times
         self.embed = TimeEmbedding(frequencies)
         layers: list[nn.Module] = [nn.Linear(dim + times * self.embed.dim, hidden), nn.SiLU()]

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from .couplings import FixedPairs, PairBatch, PairSampler, PairSource
 from .data import Distribution
-from .flow_matching import FlowMatching, weighted_mean
+from .flow_matching import FlowMatching, check_pair_source, weighted_mean
 from .models import VelocityMLP
 from .paths import Interpolant, UniformTime, linear
 from .solvers import Velocity, integrate, integrate_adaptive
@@ -105,6 +105,8 @@ def rectified_flow(
         raise ValueError(f"rounds must be a positive int (1 = 1-RF only), got {rounds!r}")
     if not isinstance(num_pairs, int) or num_pairs < 1:
         raise ValueError(f"num_pairs must be a positive int, got {num_pairs!r}")
+    if not isinstance(pair_steps, int) or pair_steps < 1:
+        raise ValueError(f"pair_steps must be a positive int (RK4 steps that rectify each pair), got {pair_steps!r}")
     model = model if model is not None else VelocityMLP()
     device = model_device(model)
     generator = torch.Generator(device).manual_seed(seed)
@@ -134,8 +136,7 @@ class Distillation:
     def __post_init__(self):
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
-        if not callable(getattr(self.pairs, "sample", None)):
-            raise TypeError(f"pairs must be a pair sampler with sample(n, generator, device), got {type(self.pairs).__name__}")
+        check_pair_source(self.pairs)
 
     def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
         device = model_device(model) if isinstance(model, nn.Module) else draw_device(generator)

@@ -41,6 +41,10 @@ class History:
 
     def smoothed(self, window: int = 100) -> list[float]:
         """Running mean of the loss over ``window`` steps, for plots."""
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a positive int, got {window!r}")
+        if not self.loss:
+            raise ValueError("the history holds no loss yet: train first")
         loss = torch.tensor(self.loss)
         kernel = torch.ones(1, 1, min(window, len(loss))) / min(window, len(loss))
         return torch.conv1d(loss[None, None], kernel)[0, 0].tolist()

@@ -130,6 +130,8 @@ class Flow(nn.Module):
     def denoise(self, x: Tensor, noise: float) -> Tensor:
         """Tweedie's formula ``E[x_clean | x] = x + σ²∇log p(x)``, for a flow trained on data blurred by
         ``N(0, σ² I)`` with ``σ = noise``: one gradient step takes the training noise back out of its samples."""
+        if not noise >= 0:
+            raise ValueError(f"noise must be >= 0 (the training noise's standard deviation), got {noise}")
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             score = torch.autograd.grad(self.log_prob(x).sum(), x)[0]
