@@ -137,10 +137,10 @@ def fit(
         raise ValueError(f"grad_clip must be a finite number > 0 or None (no clipping), got {grad_clip!r}")
     if not isinstance(check_every, int) or isinstance(check_every, bool) or check_every < 1:
         raise ValueError(f"check_every must be a positive int (steps between loss checks), got {check_every!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool):
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {seed!r}")
 
-    generator = torch.Generator(model_device(model)).manual_seed(seed)
+    generator = torch.Generator(model_device(model)).manual_seed(int(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     decay = (lambda i: 0.5 * (1 + math.cos(math.pi * i / steps))) if schedule == "cosine" else (lambda i: 1.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
