@@ -30,6 +30,7 @@ def test_train_writes_trajectories_and_metrics(tmp_path):
         (["reflow", "--source", "bananas"], "argument --source: invalid choice: 'bananas'"),
         (["train", "--steps", "-3"], "--steps must be >= 1, got -3"),
         (["train", "--coupling", "magic"], "argument --coupling: invalid choice: 'magic'"),
+        (["reflow", "--lr", "0"], "--lr must be > 0, got 0.0"),
         (["fly"], "invalid choice: 'fly'"),
     ],
 )
@@ -39,3 +40,13 @@ def test_bad_arguments_exit_non_zero_with_a_message(argv, message, capsys, tmp_p
     assert exit_info.value.code != 0
     text = str(exit_info.value.code) + capsys.readouterr().err
     assert message in text
+
+
+@pytest.mark.parametrize("command", ["train", "reflow"])
+def test_an_out_folder_that_cannot_be_written_is_a_one_line_error_before_training(command, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--steps", "100000", "--out", str(blocker / "out"), "--no-progress"])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"error: --out {blocker / 'out'} cannot be written") and "\n" not in message

@@ -1,5 +1,6 @@
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,6 +95,99 @@ def test_pair_samplers():
     torch.testing.assert_close(fixed.x1, z1[index])  # pairs stay together
 
 
+def test_exact_ot_checks_pots_status_and_says_what_to_do():
+    x0, x1 = _batches(5, 64)
+    with pytest.raises(RuntimeError, match=r"exact OT stopped before the optimal plan .* raise ExactOT\(max_iter=...\)"):
+        couplings.ExactOT(max_iter=5)(x0, x1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        couplings.ExactOT()(x0, x1)
+
+
+def test_a_sinkhorn_plan_with_nan_is_an_error_that_says_increase_reg(monkeypatch):
+    x0, x1 = _batches(6, 16)
+    monkeypatch.setattr(couplings.ot, "sinkhorn", lambda a, b, cost, *args, **kwargs: (cost * np.nan, {"err": [0.0]}))
+    with pytest.raises(RuntimeError, match="overflowed at reg=1.0 .* increase reg"):
+        couplings.SinkhornOT(reg=1.0)(x0, x1)
+
+
+def test_fixed_pairs_draw_with_a_generator_on_another_device_than_the_pairs():
+    z0 = torch.arange(10.0)[:, None].repeat(1, 2)
+    pairs = couplings.FixedPairs(z0, z0 + 1)
+    batch = pairs.sample(6, torch.Generator().manual_seed(0), device="meta")
+    assert batch.x0.device.type == "meta"
+    again = pairs.sample(6, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again.x1, again.x0 + 1)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: couplings.SinkhornOT(max_iter=0), "max_iter must be a positive int .* got 0"),
+        (lambda: couplings.SinkhornOT(max_iter=10.5), "max_iter must be a positive int .* got 10.5"),
+        (lambda: couplings.SinkhornOT(tol=0.0), r"tol must be a finite number > 0 .* got 0.0"),
+        (lambda: couplings.SinkhornOT(tol=-1e-6), r"tol must be a finite number > 0 .* got -1e-06"),
+        (lambda: couplings.ExactOT(max_iter=0), "max_iter must be a positive int .* got 0"),
+        (lambda: couplings.ExactOT(block=0), r"block must be a positive int .* or None .* got 0"),
+        (lambda: couplings.FixedPairs(torch.zeros(0, 2), torch.zeros(0, 2)), "at least one pair, got 0"),
+        (lambda: couplings.FixedPairs(torch.zeros(3, 2), torch.zeros(3, 2)).sample(0), "n must be a positive int, got 0"),
+        (lambda: couplings.ExactOT()(torch.full((3, 2), float("nan")), torch.zeros(3, 2)), "x0 holds NaN or inf"),
+        (lambda: couplings.SinkhornOT()(torch.zeros(3, 2), torch.full((3, 2), float("inf"))), "x1 holds NaN or inf"),
+    ],
+)
+def test_bad_solver_settings_and_points(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def _is_optimal(x0: torch.Tensor, x1: torch.Tensor) -> bool:
+    """True when exact OT would keep the pairing as it is."""
+    return torch.equal(couplings.ExactOT()(x0, x1).x1, x1)
+
+
+def test_exact_ot_in_blocks_pairs_each_block_optimally_and_keeps_both_marginals():
+    x0, x1 = _batches(7, 256)
+    pairs = couplings.ExactOT(block=64)(x0, x1)
+    assert torch.equal(pairs.x0, x0) and _same_rows(pairs.x1, x1)
+    for start in range(0, 256, 64):  # each block is a permutation of its own points, optimally paired
+        assert _same_rows(pairs.x1[start:start + 64], x1[start:start + 64])
+        assert _is_optimal(x0[start:start + 64], pairs.x1[start:start + 64])
+    whole = couplings.ExactOT()(x0, x1)
+    assert transport_cost(whole.x0, whole.x1) <= transport_cost(pairs.x0, pairs.x1) < 0.5 * transport_cost(x0, x1)
+    assert torch.equal(couplings.ExactOT(block=256)(x0, x1).x1, whole.x1)
+
+
+def test_prefetching_sampler_returns_optimal_pairs_reproducibly_from_the_first_draws():
+    source, target = data.get("8gaussians"), data.get("moons")
+    sampler = couplings.PairSampler(source, target, couplings.ExactOT(), prefetch=True)
+    first = [sampler.sample(64, torch.Generator().manual_seed(0)) for _ in range(2)]  # a new generator each time
+    torch.testing.assert_close(first[0].x0, first[1].x0)  # the prefetched batch of another generator is dropped
+    assert torch.equal(first[0].x0, source.sample(64, torch.Generator().manual_seed(0)))  # the draws come first
+    g, again = torch.Generator().manual_seed(1), couplings.PairSampler(source, target, couplings.ExactOT(), prefetch=True)
+    g2 = torch.Generator().manual_seed(1)
+    stream = [sampler.sample(64, g) for _ in range(4)]
+    for batch, twin in zip(stream, [again.sample(64, g2) for _ in range(4)]):
+        assert torch.equal(batch.x0, twin.x0) and torch.equal(batch.x1, twin.x1)
+        assert _is_optimal(batch.x0, batch.x1)
+    assert not torch.equal(stream[0].x0, stream[1].x0)
+    assert sampler.sample(32, g).x0.shape == (32, 2)  # another size: solved now, not the prefetched one
+
+
+def test_prefetching_pairs_in_a_background_thread_with_a_generator_of_their_own():
+    import threading
+
+    seen = []
+
+    def coupling(x0, x1, generator=None):
+        seen.append((threading.current_thread().name, generator))
+        return couplings.PairBatch(x0, x1[torch.randperm(len(x1), generator=generator)])
+
+    sampler = couplings.PairSampler(data.get("gaussian"), data.get("moons"), coupling, prefetch=True)
+    g = torch.Generator().manual_seed(0)
+    sampler.sample(8, g)
+    assert all(name.startswith("toyflow-pairs") and own is not g and own is not None for name, own in seen)
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="reg must be > 0"):
         couplings.SinkhornOT(reg=-1.0)
@@ -103,3 +197,10 @@ def test_bad_input():
         couplings.ExactOT()(torch.zeros(4, 2), torch.zeros(5, 2))
     with pytest.raises(ValueError, match=r"got \(4, 2\) and \(4, 3\)"):
         couplings.FixedPairs(torch.zeros(4, 2), torch.zeros(4, 3))
+
+
+def test_pair_sampler_names_a_source_that_is_not_a_distribution():
+    with pytest.raises(TypeError, match="source must be a distribution .* got 'moons'"):
+        couplings.PairSampler("moons", data.get("gaussian"))
+    with pytest.raises(TypeError, match="coupling must be a callable"):
+        couplings.PairSampler(data.get("moons"), data.get("gaussian"), "ot")

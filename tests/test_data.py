@@ -82,8 +82,6 @@ def test_unknown_dataset_lists_the_choices():
 def test_bad_parameters_name_the_dataset():
     with pytest.raises(TypeError, match="moons"):
         data.get("moons", radius=3)
-    with pytest.raises(ValueError, match="std must be > 0"):
-        data.get("gaussian", std=-1.0)
 
 
 @pytest.mark.parametrize("n", [0, -3, 2.5])
@@ -111,3 +109,61 @@ def test_diagonal_noise_moons_shift_the_curve_along_the_diagonal_like_torchdyn()
     assert torch.stack(on_curve).min(0).values.max() < 2e-3
     with pytest.raises(ValueError, match="noise_type must be"):
         data.get("moons", noise_type="uniform")
+
+
+BAD_PARAMETERS = [
+    ("checkerboard", dict(cells=3), "cells must be even"),
+    ("checkerboard", dict(cells=0), "cells must be an int >= 2, got 0"),
+    ("checkerboard", dict(size=-1.0), "size must be a finite number > 0, got -1.0"),
+    ("rings", dict(count=0), "count must be an int >= 1, got 0"),
+    ("rings", dict(count=-2), "count must be an int >= 1, got -2"),
+    ("rings", dict(count=2.5), "count must be an int >= 1, got 2.5"),
+    ("rings", dict(size=0.0), "size must be a finite number > 0, got 0.0"),
+    ("rings", dict(noise=-0.1), "noise must be a finite number >= 0, got -0.1"),
+    ("spirals", dict(size=-4.0), "size must be a finite number > 0, got -4.0"),
+    ("spirals", dict(turns=0), "turns must be a finite number > 0, got 0"),
+    ("spirals", dict(noise=float("nan")), "noise must be a finite number >= 0, got nan"),
+    ("pinwheel", dict(arms=0), "arms must be an int >= 1, got 0"),
+    ("pinwheel", dict(size=0), "size must be a finite number > 0, got 0"),
+    ("pinwheel", dict(radial_std=-0.3), "radial_std must be a finite number >= 0"),
+    ("pinwheel", dict(tangential_std=-1), "tangential_std must be a finite number >= 0"),
+    ("circles", dict(radius=0.0), "radius must be a finite number > 0, got 0.0"),
+    ("circles", dict(factor=-0.5), "factor must be a finite number > 0, got -0.5"),
+    ("circles", dict(noise=-1), "noise must be a finite number >= 0, got -1"),
+    ("swissroll", dict(size=-1), "size must be a finite number > 0"),
+    ("moons", dict(noise=-0.2), "noise must be a finite number >= 0"),
+    ("moons", dict(scale=0.0), "scale must be a finite number > 0"),
+    ("8gaussians", dict(k=0), "k must be an int >= 1, got 0"),
+    ("8gaussians", dict(std=0.0), "std must be a finite number > 0, got 0.0"),
+    ("gaussian", dict(std=-1.0), "std must be a finite number > 0, got -1.0"),
+    ("gaussian", dict(std="wide"), "std must be a finite number > 0, got 'wide'"),
+    ("gaussian", dict(mean=()), r"mean must be one or more finite numbers, got \(\)"),
+]
+
+
+@pytest.mark.parametrize("name, params, message", BAD_PARAMETERS)
+def test_bad_sizes_and_counts_name_the_parameter(name, params, message):
+    with pytest.raises(ValueError, match=message):
+        data.get(name, **params)
+
+
+def test_mixture_weights_must_not_all_be_zero():
+    with pytest.raises(ValueError, match="weights must be 2 non-negative numbers, not all 0"):
+        data.GaussianMixture(torch.zeros(2, 2), 1.0, torch.zeros(2))
+
+
+def test_a_cpu_generator_draws_the_same_numbers_for_any_requested_device():
+    """The device rule: the numbers are drawn on the generator's device, then moved."""
+    for name in sorted(data.REGISTRY):
+        x = data.get(name).sample(50, torch.Generator().manual_seed(0), device="meta")
+        assert x.device.type == "meta" and x.shape == (50, 2), name
+
+
+@pytest.mark.parametrize(
+    "bad, error", [(1.5, TypeError), ("0", TypeError), (True, TypeError), (-1, ValueError), (2**40, ValueError)]
+)
+def test_seed_rejects_non_integers_and_out_of_range_values(bad, error):
+    import toyflow
+
+    with pytest.raises(error, match="seed must be"):
+        toyflow.seed(bad)

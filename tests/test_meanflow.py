@@ -2,8 +2,9 @@ import pytest
 import torch
 
 import toyflow
-from toyflow import couplings
+from toyflow import couplings, paths
 from toyflow.closed_form import GaussianToGaussian
+from toyflow.flow_matching import FlowMatching
 from toyflow.meanflow import (
     MeanFlow,
     SplitMeanFlow,
@@ -96,7 +97,7 @@ def test_with_the_exact_u_the_loss_is_zero_and_one_step_lands_on_the_flow_map(ob
     """The flow's own pairs (x0, φ_{0→1}(x0)) are straight lines; their exact u gives a zero loss."""
     z0 = torch.randn(512, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     pairs = couplings.FixedPairs(z0, CASE.flow_map(z0, 0.0, 1.0))
-    loss = objective(pairs, TimePairs(UniformTime(), 0.25), p=p)(_straight_average_velocity, torch.Generator())
+    loss = objective(pairs, time=TimePairs(UniformTime(), 0.25), p=p)(_straight_average_velocity, torch.Generator())
     assert abs(loss.item()) < 1e-20
     torch.testing.assert_close(sample(_straight_average_velocity, z0).x, CASE.flow_map(z0, 0.0, 1.0))
     assert objective(pairs, p=p)(lambda x, s, t: _straight_average_velocity(x, s, t) + 0.1, torch.Generator()) > 1e-3
@@ -157,7 +158,35 @@ def test_the_dispersive_term_is_added_on_the_last_hidden_features(objective):
     s, t = TimePairs()(32, generator=generator)
     xs = (1 - s)[:, None] * batch.x0 + s[:, None] * batch.x1
     features = u.net[:-1](torch.cat([xs, u.embed(s), u.embed(t)], 1))  # (32, 16)
+    torch.testing.assert_close(u.features(xs, s, t), features)
     assert (regularised - plain).item() == pytest.approx(0.5 * dispersive_loss(features).item(), rel=1e-5)
+
+
+def test_the_loss_is_averaged_over_dimensions_like_flow_matching():
+    """With p = 0 and t = s everywhere MeanFlow's loss is the flow-matching loss, ‖Δ‖²/d per pair, in any dimension."""
+    toyflow.seed(0)
+    for dim in (2, 3):
+        u, v = VelocityMLP(dim=dim, hidden=16, times=2), None
+        pairs = couplings.PairSampler(toyflow.data.Gaussian(mean=(0.0,) * dim), toyflow.data.Gaussian(mean=(1.0,) * dim))
+        boundary = MeanFlow(pairs, time=TimePairs(equal=1.0), p=0.0, batch_size=64)(u, torch.Generator().manual_seed(0))
+        v = lambda x, t, u=u: u(x, t, t)  # noqa: E731
+        matching = FlowMatching(pairs, batch_size=64)(v, torch.Generator().manual_seed(0))
+        assert boundary.item() == pytest.approx(matching.item(), rel=1e-5)
+
+
+def test_meanflow_accepts_a_path_and_its_target_uses_the_path_velocity():
+    """On the trigonometric path the flow-matching boundary (t = s) of MeanFlow is flow matching on that path."""
+    toyflow.seed(0)
+    u = VelocityMLP(hidden=16, times=2)
+    pairs = couplings.PairSampler(CASE.source, CASE.target)
+    for path in (paths.linear(), paths.trigonometric()):
+        boundary = MeanFlow(pairs, path=path, time=TimePairs(equal=1.0), p=0.0, batch_size=64)
+        matching = FlowMatching(pairs, path=path, batch_size=64)
+        v = lambda x, t: u(x, t, t)  # noqa: E731
+        expected = matching(v, torch.Generator().manual_seed(1)).item()
+        assert boundary(u, torch.Generator().manual_seed(1)).item() == pytest.approx(expected, rel=1e-5), path.name
+    noisy = MeanFlow(pairs, path=paths.stochastic(0.3), batch_size=64)(u, torch.Generator().manual_seed(1))
+    assert torch.isfinite(noisy)
 
 
 def test_a_nan_during_training_stops_with_the_step():
@@ -179,8 +208,6 @@ def test_a_nan_during_training_stops_with_the_step():
 
 def test_bad_input():
     pairs = couplings.PairSampler(CASE.source, CASE.target)
-    with pytest.raises(ValueError, match=r"equal \(the share of s = t\) must be in \[0, 1\], got 1.5"):
-        TimePairs(equal=1.5)
     with pytest.raises(ValueError, match="p .* must be >= 0, got -1"):
         MeanFlow(pairs, p=-1)
     with pytest.raises(ValueError, match="c must be > 0"):
@@ -191,9 +218,33 @@ def test_bad_input():
         MeanFlow(pairs, dispersive=-0.1)
     with pytest.raises(ValueError, match="tau must be > 0"):
         MeanFlow(pairs, tau=0.0)
-    with pytest.raises(TypeError, match="has no .net"):
+    with pytest.raises(TypeError, match="function has no features method"):
         MeanFlow(pairs, dispersive=0.1)(lambda x, s, t: x, torch.Generator())
     with pytest.raises(ValueError, match=r"x0 must have shape \(n, d\), got \(3,\)"):
         sample(CASE.average_velocity, torch.zeros(3))
     with pytest.raises(ValueError, match="steps must be a positive int, got 0"):
         sample(CASE.average_velocity, torch.zeros(3, 2), steps=0)
+    with pytest.raises(TypeError, match="path must be a paths.Interpolant"):
+        MeanFlow(pairs, path="linear")
+    with pytest.raises(TypeError, match="time must be a TimePairs sampler"):
+        SplitMeanFlow(pairs, time=0.5)
+    with pytest.raises(TypeError, match="time must be a time sampler"):
+        TimePairs(time="uniform")
+    with pytest.raises(ValueError, match="tau must be > 0, got 0"):
+        dispersive_loss(torch.zeros(4, 2), tau=0)
+    with pytest.raises(ValueError, match=r"h must have shape \(B, d\) with B >= 2, got \(1, 2\)"):
+        dispersive_loss(torch.zeros(1, 2))
+
+
+@pytest.mark.parametrize("equal", [-0.1, 1.5, float("nan")])
+def test_time_pairs_reject_a_share_outside_0_1(equal):
+    with pytest.raises(ValueError, match=r"equal \(the share of s = t\) must be in \[0, 1\], got"):
+        TimePairs(equal=equal)
+
+
+@pytest.mark.parametrize(
+    "grid", [torch.tensor([0.0, 0.5, 0.5, 1.0]), torch.tensor([1.0, 0.0]), torch.tensor([0.0, float("nan"), 1.0])]
+)
+def test_sample_rejects_a_grid_that_is_not_increasing(grid):
+    with pytest.raises(ValueError, match="grid must be strictly increasing finite times"):
+        sample(CASE.average_velocity, torch.zeros(3, 2), grid=grid)

@@ -81,3 +81,49 @@ def test_bad_input():
         metrics.w2_by_nfe(CASE.velocity, torch.zeros(3, 2), torch.zeros(3, 2), nfes=(3,), method="heun")
     with pytest.raises(ValueError, match="same shape"):
         metrics.sliced_w2(torch.zeros(3, 2), torch.zeros(4, 2))
+
+
+NAN_POINTS = torch.tensor([[0.0, 0.0], [float("nan"), 1.0]])
+INF_POINTS = torch.tensor([[0.0, 0.0], [1.0, float("inf")]])
+DISTANCES = {"w2": metrics.w2, "sliced_w2": metrics.sliced_w2, "mmd": metrics.mmd}
+
+
+@pytest.mark.parametrize("name", sorted(DISTANCES))
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        (NAN_POINTS, torch.zeros(2, 2), r"x has 1 point\(s\) with NaN or inf coordinates \(the first is row 1\)"),
+        (torch.zeros(2, 2), INF_POINTS, r"y has 1 point\(s\) with NaN or inf"),
+        (torch.zeros(0, 2), torch.zeros(0, 2), r"x must have shape \(n, d\) with n >= 1, got \(0, 2\)"),
+        (torch.zeros(3), torch.zeros(3, 2), r"x must have shape \(n, d\) with n >= 1, got \(3,\)"),
+    ],
+)
+def test_distances_reject_non_finite_empty_or_flat_sets(name, x, y, message):
+    with pytest.raises(ValueError, match=message):
+        DISTANCES[name](x, y)
+
+
+@pytest.mark.parametrize("bandwidths", [(0.0,), (1.0, -0.5), (), (float("inf"),)])
+def test_mmd_rejects_non_positive_bandwidths(bandwidths):
+    with pytest.raises(ValueError, match="bandwidths must be one or more finite numbers > 0"):
+        metrics.mmd(torch.zeros(3, 2), torch.ones(3, 2), bandwidths)
+
+
+def test_more_bad_input():
+    with pytest.raises(TypeError, match="x must be a tensor"):
+        metrics.w2([[0.0, 0.0]], torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="projections must be a positive int, got 0"):
+        metrics.sliced_w2(torch.zeros(3, 2), torch.zeros(3, 2), projections=0)
+    with pytest.raises(ValueError, match="same dimension"):
+        metrics.mmd(torch.zeros(3, 2), torch.zeros(3, 3))
+
+
+def test_transport_cost_w2_by_nfe_and_cnf_log_prob_name_their_bad_arguments():
+    with pytest.raises(ValueError, match=r"x0 must have shape \(n, d\) with n >= 1, got \(0, 2\)"):
+        metrics.transport_cost(torch.zeros(0, 2), torch.zeros(0, 2))
+    with pytest.raises(ValueError, match="x1 has 1 point"):
+        metrics.transport_cost(torch.zeros(2, 2), torch.tensor([[0.0, 0.0], [float("nan"), 0.0]]))
+    with pytest.raises(ValueError, match="nfes must list at least one"):
+        metrics.w2_by_nfe(CASE.velocity, torch.zeros(3, 2), torch.zeros(3, 2), nfes=())
+    with pytest.raises(ValueError, match="rtol and atol must be > 0"):
+        metrics.cnf_log_prob(CASE.velocity, torch.zeros(3, 2), CASE.source.log_prob, rtol=-1.0)

@@ -36,3 +36,8 @@ def test_bad_input():
         v(torch.zeros(4, 2), 0.1, 0.2)
     with pytest.raises(ValueError, match="hidden must be a positive int"):
         VelocityMLP(hidden=0)
+
+
+def test_bad_frequencies_are_named():
+    with pytest.raises(ValueError, match=r"frequencies must be an int >= 0 .* got -1"):
+        VelocityMLP(frequencies=-1)

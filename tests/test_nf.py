@@ -7,17 +7,19 @@ import torch
 import toyflow
 from toyflow import data, metrics, plot
 from toyflow.closed_form import GaussianToGaussian
-from toyflow.nf import MAF, Curves, MaximumLikelihood, RealNVP, TARFlow
+from toyflow.nf import MAF, Curves, MaximumLikelihood, RealNVP, SplineFlow, TARFlow, rational_quadratic_spline
 from toyflow.train import fit
 
 FLOWS = {
     "realnvp": lambda: RealNVP(dim=2, layers=4, hidden=16),
     "maf": lambda: MAF(dim=2, layers=4, hidden=16),
     "maf 3d": lambda: MAF(dim=3, layers=3, hidden=16),
+    "spline": lambda: SplineFlow(dim=2, layers=4, bins=6, bound=4.0, hidden=16),
+    "spline 3d": lambda: SplineFlow(dim=3, layers=3, bins=5, bound=3.0, hidden=16),
     "tarflow 2d": lambda: TARFlow(tokens=2, channels=1, blocks=2, width=16, heads=2),
     "tarflow curves": lambda: TARFlow(tokens=6, channels=2, blocks=2, width=16, heads=2),
 }
-PLANAR = ["realnvp", "maf", "tarflow 2d"]
+PLANAR = ["realnvp", "maf", "spline", "tarflow 2d"]
 
 
 def _random_flow(name: str, scale: float = 0.1) -> torch.nn.Module:
@@ -158,3 +160,75 @@ def test_curves_are_drawn_as_polylines():
     ax = plot.curves(Curves(length=8).sample(20, torch.Generator().manual_seed(0)), count=10, points=True)
     assert len(ax.collections[0].get_segments()) == 10 and len(ax.collections) == 2
     plt.close("all")
+
+
+def test_a_cpu_generator_draws_the_same_latents_for_a_flow_on_any_device():
+    """The device rule: a flow on the meta device draws its latents with a CPU generator, then moves them."""
+    flow = RealNVP(layers=2, hidden=8).to("meta")
+    assert flow.sample(7, torch.Generator().manual_seed(0)).device.type == "meta"
+
+
+# ---- the rational-quadratic spline ----
+
+
+def _spline_params(shape, bins: int, scale: float = 1.0, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    draw = lambda *extra: scale * torch.randn(*shape, *extra, generator=g, dtype=torch.float64)  # noqa: E731
+    return draw(bins), draw(bins), draw(bins - 1)
+
+
+def test_the_spline_is_monotone_meets_its_knots_and_is_the_identity_outside_and_at_zero_parameters():
+    x = torch.linspace(-5, 5, 2001, dtype=torch.float64)
+    widths, heights, derivatives = (p.expand(len(x), -1) for p in _spline_params((1,), 7, scale=2.0))  # one spline
+    y, log_derivative = rational_quadratic_spline(x, widths, heights, derivatives, bound=3.0)
+    inside = x.abs() <= 3
+    assert (y[inside].diff() > 0).all(), "the spline must be increasing"
+    assert torch.equal(y[~inside], x[~inside]) and (log_derivative[~inside] == 0).all()
+    ends = rational_quadratic_spline(torch.tensor([-3.0, 3.0], dtype=torch.float64), widths[:2], heights[:2],
+                                     derivatives[:2], bound=3.0)[0]
+    torch.testing.assert_close(ends, torch.tensor([-3.0, 3.0], dtype=torch.float64))  # continuous with the tails
+    zero = torch.zeros(len(x), 7, dtype=torch.float64)
+    identity, log_one = rational_quadratic_spline(x, zero, zero, zero[:, :6], bound=3.0)
+    torch.testing.assert_close(identity, x)
+    torch.testing.assert_close(log_one, torch.zeros_like(x))
+
+
+def test_the_spline_derivative_and_inverse_are_exact():
+    x = torch.linspace(-3.5, 3.5, 301, dtype=torch.float64).requires_grad_(True)
+    widths, heights, derivatives = _spline_params(x.shape, 5, scale=1.5, seed=1)
+    y, log_derivative = rational_quadratic_spline(x, widths, heights, derivatives, bound=3.0)
+    (slope,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(log_derivative, slope.log(), atol=1e-10, rtol=0)
+    back, inverse_log = rational_quadratic_spline(y.detach(), widths, heights, derivatives, bound=3.0, inverse=True)
+    torch.testing.assert_close(back, x.detach(), atol=1e-10, rtol=0)
+    torch.testing.assert_close(inverse_log, -log_derivative.detach(), atol=1e-10, rtol=0)
+
+
+def test_a_spline_flow_learns_8_gaussians_better_than_an_affine_coupling_flow_of_the_same_budget():
+    """Eight modes need bending; with four layers and 300 steps the spline flow's NLL is lower than RealNVP's."""
+    target = data.get("8gaussians")
+    x = target.sample(4000, torch.Generator().manual_seed(1))
+    gaps = {}
+    for name, make in (("spline", lambda: SplineFlow(layers=4, hidden=32)), ("realnvp", lambda: RealNVP(layers=4, hidden=32))):
+        toyflow.seed(0)
+        flow = make()
+        fit(flow, MaximumLikelihood(target), steps=300, lr=5e-3, progress=False)
+        with torch.no_grad():
+            gaps[name] = (target.log_prob(x) - flow.log_prob(x)).mean().item()
+    assert 0 < gaps["spline"] < gaps["realnvp"], gaps
+
+
+def test_spline_flow_bad_input():
+    with pytest.raises(ValueError, match="bins must be a positive int, got 0"):
+        SplineFlow(bins=0)
+    with pytest.raises(ValueError, match=r"bound must be a finite number > 0 .* got -1.0"):
+        SplineFlow(bound=-1.0)
+    with pytest.raises(ValueError, match="dim must be >= 2"):
+        SplineFlow(dim=1)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 2\), got \(4, 3\)"):
+        SplineFlow()(torch.zeros(4, 3))
+
+
+def test_denoise_names_a_negative_noise():
+    with pytest.raises(ValueError, match="noise must be >= 0 .* got -1.0"):
+        RealNVP(layers=1).denoise(torch.zeros(2, 2), -1.0)

@@ -103,8 +103,10 @@ def test_distillation_reproduces_the_teachers_one_step_map():
     z0 = CASE.source.sample(4000, torch.Generator().manual_seed(5))
     pairs = couplings.FixedPairs(z0, _ot_map(z0))  # a teacher's pairs: here the exact ones
     before = copy.deepcopy(teacher.state_dict())
-    student, history = rectify.distill(teacher, pairs, steps=1500, progress=False, lr=3e-3)
+    student = copy.deepcopy(teacher)
+    history = rectify.distill(student, pairs, steps=1500, progress=False, lr=3e-3)
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items()), "the teacher must not change"
+    assert not torch.equal(student.net[0].weight, teacher.net[0].weight), "distill trains the model it is given"
     fresh = CASE.source.sample(1000, torch.Generator().manual_seed(6))
     error = (rectify.one_step(student)(fresh) - _ot_map(fresh)).norm(dim=1).mean()
     assert error < 0.05, f"mean one-step error {error:.3f}"
@@ -127,7 +129,36 @@ def test_annealed_pairs_go_from_noise_to_the_teachers_pairs():
 # ---- bad input ----
 
 
+def test_rectified_flow_trains_the_given_model_in_place_as_its_1rf():
+    toyflow.seed(0)
+    model = VelocityMLP(hidden=16)
+    rounds = rectify.rectified_flow(CASE.source, CASE.target, rounds=2, steps=5, num_pairs=20, model=model, progress=False)
+    assert rounds[0].model is model and rounds[1].model is not model
+
+
+def test_distillation_loss_is_per_pair_averaged_over_dimensions_with_weights():
+    z0 = torch.zeros(4, 3)
+    pairs = couplings.FixedPairs(z0, torch.tensor([[3.0, 0.0, 0.0]] * 4))
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    assert rectify.Distillation(pairs, batch_size=8)(zero, torch.Generator()).item() == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_teacher_that_returns_nan_is_named_when_rectifying(bad):
+    def broken(x, t):
+        v = torch.ones_like(x)
+        v[2] = bad
+        return v
+
+    with pytest.raises(ValueError, match=r"the teacher .* carried 1 of 5 points to NaN or inf \(the first is z0\[2\]\)"):
+        rectify.sample_pairs(broken, torch.zeros(5, 2), steps=4)
+
+
 def test_bad_input():
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        rectify.Distillation(couplings.FixedPairs(torch.zeros(2, 2), torch.ones(2, 2)), batch_size=0)
+    with pytest.raises(TypeError, match="pairs must be a pair sampler"):
+        rectify.Distillation(torch.zeros(2, 2))
     with pytest.raises(ValueError, match="rounds must be a positive int .* got 0"):
         rectify.rectified_flow(CASE.source, CASE.target, rounds=0)
     with pytest.raises(ValueError, match="num_pairs must be a positive int, got -5"):
@@ -138,3 +169,14 @@ def test_bad_input():
         solvers.integrate(CASE.velocity, torch.zeros(2, 2), method="path")
     with pytest.raises(ValueError, match="deterministic path"):
         paths.stochastic(0.5).endpoints(torch.zeros(2, 2), torch.zeros(2, 2), torch.full((2,), 0.5))
+
+
+def test_objectives_reject_a_distribution_where_pairs_are_expected():
+    from toyflow.flow_matching import FlowMatching
+    from toyflow.meanflow import MeanFlow
+
+    for objective in (FlowMatching, MeanFlow, rectify.Distillation):
+        with pytest.raises(TypeError, match=r"pairs must be a pair sampler .* got Moons"):
+            objective(data.get("moons"))
+    with pytest.raises(ValueError, match="pair_steps must be a positive int"):
+        rectify.rectified_flow(CASE.source, CASE.target, steps=1, num_pairs=4, pair_steps=0, progress=False)

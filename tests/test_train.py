@@ -1,8 +1,10 @@
+import math
+
 import pytest
 import torch
 
 import toyflow
-from toyflow.train import fit
+from toyflow.train import ema_decay, fit
 
 
 def _regression(model, generator):
@@ -53,13 +55,66 @@ def test_a_nan_loss_stops_training_and_names_the_step(bad_step):
         fit(model, objective, steps=100, progress=False, check_every=50)
 
 
-def test_bad_options():
-    model = torch.nn.Linear(1, 1)
-    with pytest.raises(ValueError, match="steps must be a positive int, got 0"):
-        fit(model, _regression, steps=0)
-    with pytest.raises(ValueError, match="lr must be > 0, got -1"):
-        fit(model, _regression, lr=-1)
-    with pytest.raises(ValueError, match="schedule must be 'cosine' or 'constant', got 'linear'"):
-        fit(model, _regression, schedule="linear")
-    with pytest.raises(ValueError, match="ema must be in"):
-        fit(model, _regression, ema=1.5)
+def test_ema_warms_up_so_a_short_run_forgets_the_initialisation():
+    """With a constant decay of 0.999 the average of a 200-step run would still be 82% its random start."""
+    plain, averaged = _trained(0, schedule="constant"), _trained(0, schedule="constant", ema=0.999)
+    assert averaged.weight.item() == pytest.approx(plain.weight.item(), abs=0.05)
+    kept = math.prod(ema_decay(0.999, step) for step in range(200))  # the initial weights' share of the average
+    assert kept < 1e-12 and ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999
+
+
+def test_ema_average_is_the_warmed_up_recursion():
+    """One parameter moved by a known sequence of steps: the averaged value equals the recursion by hand."""
+    toyflow.seed(0)
+    model = torch.nn.Linear(1, 1, bias=False)
+    seen = []
+
+    def objective(model, generator):
+        seen.append(model.weight.item())
+        return model.weight.sum()  # Adam with a constant lr moves the weight by −lr every step
+
+    fit(model, objective, steps=5, lr=0.1, schedule="constant", ema=0.5, progress=False)
+    weights = seen[1:] + [seen[-1] - 0.1]  # the weight after each of the 5 steps
+    average = seen[0]
+    for step, w in enumerate(weights):
+        average += (1 - ema_decay(0.5, step)) * (w - average)
+    assert model.weight.item() == pytest.approx(average, abs=1e-6)
+
+
+def _function_objective(generator):
+    return torch.zeros(())
+
+
+BAD_OPTIONS = [
+    (dict(steps=0), ValueError, "steps must be a positive int, got 0"),
+    (dict(steps=2.5), ValueError, "steps must be a positive int, got 2.5"),
+    (dict(lr=-1), ValueError, "lr must be a finite number > 0, got -1"),
+    (dict(lr=float("nan")), ValueError, "lr must be a finite number > 0, got nan"),
+    (dict(schedule="linear"), ValueError, "schedule must be 'cosine' or 'constant', got 'linear'"),
+    (dict(ema=1.5), ValueError, "ema must be in"),
+    (dict(ema=0), ValueError, "ema must be in"),
+    (dict(grad_clip=0), ValueError, "grad_clip must be a finite number > 0 or None .* got 0"),
+    (dict(grad_clip=-1.0), ValueError, "grad_clip must be a finite number > 0 or None .* got -1.0"),
+    (dict(check_every=0), ValueError, "check_every must be a positive int .* got 0"),
+    (dict(seed=1.5), TypeError, "seed must be an int, got 1.5"),
+    (dict(objective=_function_objective), TypeError, "objective must take two arguments"),
+    (dict(objective="l2"), TypeError, "objective must be a callable"),
+    (dict(objective=lambda model, generator: torch.ones(())), ValueError, "does not depend on the model's parameters"),
+    (dict(objective=lambda model, generator: model(torch.ones(3, 1))), TypeError, r"scalar loss tensor, got \(3, 1\)"),
+    (dict(model=lambda x: x), TypeError, "model must be a torch.nn.Module"),
+    (dict(model=torch.nn.ReLU()), ValueError, "model has no parameters"),
+]
+
+
+@pytest.mark.parametrize("options, error, message", BAD_OPTIONS)
+def test_bad_options_name_the_argument(options, error, message):
+    arguments = {"model": torch.nn.Linear(1, 1), "objective": _regression, **options}
+    with pytest.raises(error, match=message):
+        fit(arguments.pop("model"), arguments.pop("objective"), progress=False, **{"steps": 3, **arguments})
+
+
+def test_smoothed_names_a_bad_window():
+    with pytest.raises(ValueError, match="window must be a positive int, got 0"):
+        toyflow.train.History([1.0, 2.0]).smoothed(0)
+    with pytest.raises(ValueError, match="holds no loss yet"):
+        toyflow.train.History().smoothed()

@@ -41,6 +41,10 @@ __all__ = [
 
 def seed(n: int) -> None:
     """Seed Python's, NumPy's and torch's global generators (network initialisation, plots)."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+        raise TypeError(f"seed must be an int, got {n!r} ({type(n).__name__})")
+    if not 0 <= n < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32) (NumPy's range), got {n}")
     random.seed(n)
     np.random.seed(n)
     torch.manual_seed(n)

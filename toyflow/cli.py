@@ -30,14 +30,16 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _writable(folder: Path) -> None:
-    """Create ``--out`` or stop with one line saying why it cannot be written."""
+def _output_folder(out: Path) -> Path:
+    """Create ``--out`` and check a file can be written there, before any training (a one-line error if not)."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / ".write-test").touch()
-        (folder / ".write-test").unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".toyflow-write-test"
+        probe.write_text("")
+        probe.unlink()
     except OSError as error:
-        raise SystemExit(f"error: --out {folder} cannot be written ({error.strerror}); choose another folder") from None
+        raise SystemExit(f"error: --out {out} cannot be written ({error.strerror or error}); choose another folder") from None
+    return out
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +62,7 @@ def train_command(args: argparse.Namespace) -> dict:
 
     if args.steps < 1:
         raise SystemExit(f"error: --steps must be >= 1, got {args.steps}")
+    _output_folder(args.out)
     device = _device(args.device)
     torch.manual_seed(args.seed)
     source, target = data.get(args.source), data.get(args.target)
@@ -75,7 +78,6 @@ def train_command(args: argparse.Namespace) -> dict:
         "straightness": metrics.straightness(model, x0),
         "w2_by_nfe": metrics.w2_by_nfe(model, x0, x1),
     }
-    _writable(args.out)
     path = solvers.integrate(model, x0, steps=100, return_path=True).path
     ax = plot.trajectories(path, source=x0, target=x1, title=(
         f"{args.source} → {args.target} ({args.coupling})\nstraightness {result['straightness']:.3g}, "
@@ -98,6 +100,9 @@ def reflow_command(args: argparse.Namespace) -> list[dict]:
             raise SystemExit(f"error: --{name} must be >= 1, got {getattr(args, name)}")
     if args.rounds < 0:
         raise SystemExit(f"error: --rounds (reflow rounds after 1-RF) must be >= 0, got {args.rounds}")
+    if not args.lr > 0:
+        raise SystemExit(f"error: --lr must be > 0, got {args.lr}")
+    _output_folder(args.out)
     device = _device(args.device)
     torch.manual_seed(args.seed)
     source, target = data.get(args.source), data.get(args.target)
@@ -109,7 +114,6 @@ def reflow_command(args: argparse.Namespace) -> list[dict]:
              for r in rounds]
     paths = {r.name: solvers.integrate(r.model, x0[:500], steps=60, return_path=True).path for r in rounds}
 
-    _writable(args.out)
     titles = [f"{row['round']}: straightness {row['straightness']:.3g}\nW2 @1 NFE {row['W2 @1']:.2f}" for row in table]
     fig, _ = plot.rounds(paths, x0, x1, titles, suptitle=f"{args.source} → {args.target}: paths straighten round by round")
     fig.savefig(args.out / "trajectories.png", dpi=110, bbox_inches="tight")

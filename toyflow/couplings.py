@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -56,6 +57,15 @@ def _check_batches(x0: Tensor, x1: Tensor) -> None:
         raise ValueError(f"x0 and x1 must both have shape (B, d), got {tuple(x0.shape)} and {tuple(x1.shape)}")
 
 
+def _finite_cost(x0: Tensor, x1: Tensor) -> np.ndarray:
+    """The cost matrix as float64 NumPy for POT, after checking that every point is finite."""
+    _check_batches(x0, x1)
+    for name, x in (("x0", x0), ("x1", x1)):
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} holds NaN or inf points: optimal transport needs finite costs")
+    return squared_distances(x0, x1).detach().cpu().double().numpy()
+
+
 def squared_distances(x0: Tensor, x1: Tensor) -> Tensor:
     """The cost matrix ``C[i, j] = ‖x0_i − x1_j‖²``, shape ``(B, B)``."""
     return torch.cdist(x0, x1) ** 2
@@ -76,13 +86,39 @@ class ExactOT:
     ``(x0_i, x1_σ(i))``: both marginals are kept exactly and no pair is duplicated
     (torchcfm instead draws B pairs from the plan with replacement). The plan comes from
     POT's network simplex ``ot.emd``; its cost grows like ``B³`` (about 5 ms at B = 256 on a CPU).
+    A solve that stops before optimality (``max_iter`` pivots) raises a ``RuntimeError``.
+
+    Two ways to make it cheaper: ``block = k`` re-pairs each run of ``k`` consecutive points (i.i.d.
+    draws, so a random sub-batch) on its own, ``B/k`` solves of size ``k`` (the coupling of minibatch OT
+    at batch ``k``, both marginals still exact); ``PairSampler(prefetch=True)`` solves the next batch in
+    a background thread while the current one trains.
     """
+
+    max_iter: int = 1_000_000
+    block: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.max_iter, int) or isinstance(self.max_iter, bool) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive int (network-simplex pivots), got {self.max_iter!r}")
+        if self.block is not None and (not isinstance(self.block, int) or isinstance(self.block, bool) or self.block < 1):
+            raise ValueError(f"block must be a positive int (points per OT solve) or None (the whole batch), got {self.block!r}")
 
     def __call__(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None = None) -> PairBatch:
         _check_batches(x0, x1)
-        cost = squared_distances(x0, x1).detach().cpu().double().numpy()
+        if self.block is not None and self.block < len(x0):
+            whole = ExactOT(self.max_iter)
+            parts = [whole(a, b).x1 for a, b in zip(x0.split(self.block), x1.split(self.block))]
+            return PairBatch(x0, torch.cat(parts))
+        cost = _finite_cost(x0, x1)
         uniform = np.full(len(cost), 1 / len(cost))
-        plan = ot.emd(uniform, uniform, cost, numItermax=1_000_000)  # (B, B), one entry 1/B per row
+        with warnings.catch_warnings():  # POT's own warning; its status is checked below
+            warnings.filterwarnings("ignore", message="numItermax reached", category=UserWarning)
+            plan, log = ot.emd(uniform, uniform, cost, numItermax=self.max_iter, log=True)  # (B, B), 1/B per row
+        if log["result_code"] != 1:  # 1 is OPTIMAL
+            raise RuntimeError(
+                f"exact OT stopped before the optimal plan ({log['warning']}) at B = {len(cost)}: "
+                f"raise ExactOT(max_iter=...) above {self.max_iter}, use a smaller batch, or SinkhornOT"
+            )
         partner = torch.as_tensor(plan.argmax(axis=1), device=x1.device)
         return PairBatch(x0, x1[partner])
 
@@ -107,20 +143,30 @@ class SinkhornOT:
     def __post_init__(self):
         if not self.reg > 0:
             raise ValueError(f"reg must be > 0 (the entropic regularisation; use ExactOT for reg = 0), got {self.reg}")
+        if not isinstance(self.max_iter, int) or isinstance(self.max_iter, bool) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive int (Sinkhorn iterations), got {self.max_iter!r}")
+        if not 0 < self.tol < np.inf:
+            raise ValueError(f"tol must be a finite number > 0 (the marginal error at which Sinkhorn stops), got {self.tol!r}")
 
     def plan(self, x0: Tensor, x1: Tensor) -> Tensor:
-        """The entropic plan ``P``, shape ``(B, B)``, rows summing to ``1/B``."""
-        _check_batches(x0, x1)
-        cost = squared_distances(x0, x1).detach().cpu().double().numpy()
+        """The entropic plan ``P``, shape ``(B, B)``, rows summing to ``1/B``.
+
+        When the marginal error is still above ``tol`` after ``max_iter`` iterations it warns (the plan is
+        usable, only less exact); a plan with NaN or inf entries raises a ``RuntimeError``."""
+        cost = _finite_cost(x0, x1)
         uniform = np.full(len(cost), 1 / len(cost))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            method = "sinkhorn_log" if cost.max() / self.reg > 200 else "sinkhorn"
-            plan = ot.sinkhorn(uniform, uniform, cost, self.reg, method, numItermax=self.max_iter, stopThr=self.tol)
-        if caught:
+        method = "sinkhorn_log" if cost.max() / self.reg > 200 else "sinkhorn"
+        with warnings.catch_warnings():  # POT's own warning; its status is checked below
+            warnings.filterwarnings("ignore", message="Sinkhorn did not converge", category=UserWarning)
+            plan, log = ot.sinkhorn(uniform, uniform, cost, self.reg, method, numItermax=self.max_iter,
+                                    stopThr=self.tol, log=True)
+        if not np.isfinite(plan).all() or not plan.sum() > 0:
+            raise RuntimeError(f"Sinkhorn's plan overflowed at reg={self.reg} (max cost {cost.max():.3g}): increase reg")
+        error = log["err"][-1] if log["err"] else np.inf
+        if not error <= self.tol:
             warnings.warn(
-                f"Sinkhorn did not converge in {self.max_iter} iterations at reg={self.reg}: "
-                "increase max_iter or reg",
+                f"Sinkhorn did not converge in {self.max_iter} iterations at reg={self.reg} (marginal error "
+                f"{float(error):.2g} > tol={self.tol}): increase max_iter or reg",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -128,9 +174,8 @@ class SinkhornOT:
 
     def __call__(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None = None) -> PairBatch:
         plan = self.plan(x0, x1)
-        if generator is not None and generator.device != plan.device:
-            raise ValueError(f"generator is on {generator.device} but the points are on {plan.device}")
-        partner = torch.multinomial(plan, 1, generator=generator)[:, 0]
+        draw = generator.device if generator is not None else plan.device  # the device rule: draw there, index here
+        partner = torch.multinomial(plan.to(draw), 1, generator=generator)[:, 0].to(x1.device)
         return PairBatch(x0, x1[partner])
 
 
@@ -172,16 +217,55 @@ class GibbsWeighted:
 
 @dataclass
 class PairSampler:
-    """Draws ``n`` source points and ``n`` target points and pairs them with ``coupling``."""
+    """Draws ``n`` source points and ``n`` target points and pairs them with ``coupling``.
+
+    With ``prefetch=True`` each call also draws the points of the *next* batch and pairs them in a
+    background thread, so an expensive coupling (exact OT's ``O(B³)`` solve, which POT runs without
+    holding Python's lock) overlaps the training step instead of lengthening it. Every random number is
+    still drawn in the caller's thread, in a fixed order, so runs stay reproducible; the coupling gets
+    its own generator seeded from the caller's. A prefetched batch is used only by the next call with the
+    same ``n``, ``device`` and generator object; otherwise it is dropped and the batch is solved now.
+    """
 
     source: Distribution
     target: Distribution
     coupling: Coupling = independent
+    prefetch: bool = False
+    _next: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        for name in ("source", "target"):
+            if not callable(getattr(getattr(self, name), "sample", None)):
+                raise TypeError(f"{name} must be a distribution with sample(n, generator, device), such as "
+                                f"data.get('moons'), got {getattr(self, name)!r}")
+        if not callable(self.coupling):
+            raise TypeError(f"coupling must be a callable coupling(x0, x1, generator) -> PairBatch, got {self.coupling!r}")
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
+        if not self.prefetch:
+            x0 = self.source.sample(n, generator, device)
+            x1 = self.target.sample(n, generator, device)
+            return self.coupling(x0, x1, generator=generator)
+        key = (n, None if device is None else torch.device(device))
+        if self._next is not None and self._next[0] is generator and self._next[1] == key:
+            current = self._next[2]
+        else:  # nothing prefetched for this call: start its batch now
+            current = self._solve_later(n, generator, device)
+        self._next = (generator, key, self._solve_later(n, generator, device))  # paired while this batch trains
+        return current.result()
+
+    def _solve_later(self, n: int, generator: torch.Generator | None, device) -> Future:
         x0 = self.source.sample(n, generator, device)
         x1 = self.target.sample(n, generator, device)
-        return self.coupling(x0, x1, generator=generator)
+        own = None
+        if generator is not None:  # a generator of the coupling's own, seeded in this thread
+            own = torch.Generator(generator.device).manual_seed(
+                int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+            )
+        return _BACKGROUND.submit(self.coupling, x0, x1, generator=own)
+
+
+_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toyflow-pairs")
 
 
 @dataclass
@@ -193,9 +277,16 @@ class FixedPairs:
 
     def __post_init__(self):
         _check_batches(self.z0, self.z1)
+        if len(self.z0) == 0:
+            raise ValueError("z0 and z1 must hold at least one pair, got 0")
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
-        index = torch.randint(len(self.z0), (n,), generator=generator, device=self.z0.device)
+        """``n`` pairs drawn with replacement; the index is drawn on the generator's device (the device rule),
+        the pairs are returned on ``device`` (default: where ``z0`` lives)."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        draw = generator.device if generator is not None else self.z0.device
+        index = torch.randint(len(self.z0), (n,), generator=generator, device=draw).to(self.z0.device)
         pairs = PairBatch(self.z0[index], self.z1[index])
         return pairs if device is None else PairBatch(pairs.x0.to(device), pairs.x1.to(device))
 

@@ -33,9 +33,10 @@ class Distribution:
         """Draw ``n`` points, shape ``(n, dim)``, on ``device`` (default: the generator's, else CPU)."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
-        if device is None:
-            device = generator.device if generator is not None else torch.device("cpu")
-        return self._sample(n, generator, torch.device(device))
+        # the device rule: draw on the generator's device, then move to the one asked for
+        draw = generator.device if generator is not None else torch.device(device if device is not None else "cpu")
+        x = self._sample(n, generator, draw)
+        return x if device is None else x.to(device)
 
     def _sample(self, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
         raise NotImplementedError
@@ -69,10 +70,24 @@ def _polar(radius: Tensor | float, angle: Tensor) -> Tensor:
     return torch.as_tensor(radius)[..., None] * torch.stack([angle.cos(), angle.sin()], 1)
 
 
-def _positive(name: str, value: float) -> float:
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return float(value)
+def _positive(name: str, value: float, low: str = "> 0") -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or not (number > 0 if low == "> 0" else number >= 0):
+        raise ValueError(f"{name} must be a finite number {low}, got {value!r}")
+    return number
+
+
+def _non_negative(name: str, value: float) -> float:
+    return _positive(name, value, ">= 0")
+
+
+def _count(name: str, value: int, minimum: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
 
 
 @dataclass
@@ -85,6 +100,8 @@ class Gaussian(Distribution):
 
     def __post_init__(self):
         _positive("std", self.std)
+        if len(self.mean) < 1 or not all(math.isfinite(m) for m in self.mean):
+            raise ValueError(f"mean must be one or more finite numbers, got {self.mean!r}")
         self.dim = len(self.mean)
 
     def _sample(self, n, generator, device):
@@ -115,19 +132,19 @@ class GaussianMixture(Distribution):
         self.std = _positive("std", std)
         k = len(self.means)
         self.weights = torch.ones(k) / k if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-        if self.weights.shape != (k,) or (self.weights < 0).any():
-            raise ValueError(f"weights must be {k} non-negative numbers, got {self.weights.tolist()}")
+        if self.weights.shape != (k,) or (self.weights < 0).any() or not self.weights.sum() > 0:
+            raise ValueError(f"weights must be {k} non-negative numbers, not all 0, got {self.weights.tolist()}")
         self.weights = self.weights / self.weights.sum()
 
     def sample_with_labels(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> tuple[Tensor, Tensor]:
         """Draw ``n`` points and the index of the component each came from: ``(n, 2)``, ``(n,)``."""
-        if device is None:
-            device = generator.device if generator is not None else torch.device("cpu")
-        labels = torch.multinomial(self.weights.to(device), n, replacement=True, generator=generator)
-        x = self.means.to(device)[labels] + self.std * _randn(n, 2, generator, device)
-        return x, labels
+        _count("n", n)
+        draw = generator.device if generator is not None else torch.device(device if device is not None else "cpu")
+        labels = torch.multinomial(self.weights.to(draw), n, replacement=True, generator=generator)
+        x = self.means.to(draw)[labels] + self.std * _randn(n, 2, generator, draw)
+        return (x, labels) if device is None else (x.to(device), labels.to(device))
 
     def _sample(self, n, generator, device):
         return self.sample_with_labels(n, generator, device)[0]
@@ -151,6 +168,8 @@ class GaussianMixture(Distribution):
 def ring_of_gaussians(k: int = 8, radius: float = 5.0, std: float = 0.1**0.25) -> GaussianMixture:
     """``k`` Gaussians evenly spaced on a circle; the default is torchcfm's ``sample_8gaussians``
     (radius 5, covariance ``√0.1·I``)."""
+    _count("k", k)
+    _non_negative("radius", radius)
     angle = torch.arange(k) * 2 * math.pi / k
     return GaussianMixture(_polar(radius, angle), std)
 
@@ -176,6 +195,8 @@ class Moons(Distribution):
     noise_type: str = "gaussian"
 
     def __post_init__(self):
+        _non_negative("noise", self.noise)
+        _positive("scale", self.scale)
         if self.noise_type not in ("gaussian", "diagonal"):
             raise ValueError(f"noise_type must be 'gaussian' or 'diagonal', got {self.noise_type!r}")
 
@@ -224,6 +245,11 @@ class Circles(Distribution):
     factor: float = 0.5
     noise: float = 0.08
 
+    def __post_init__(self):
+        _positive("radius", self.radius)
+        _positive("factor", self.factor)
+        _non_negative("noise", self.noise)
+
     def _sample(self, n, generator, device):
         angle = 2 * math.pi * _rand(n, generator, device)
         r = torch.where(_randint(2, n, generator, device).bool(), self.radius, self.factor * self.radius)
@@ -236,6 +262,10 @@ class SwissRoll(Distribution):
 
     size: float = 4.5
     noise: float = 0.1
+
+    def __post_init__(self):
+        _positive("size", self.size)
+        _non_negative("noise", self.noise)
 
     def _sample(self, n, generator, device):
         theta = 1.5 * math.pi * (1 + 2 * _rand(n, generator, device))
@@ -250,6 +280,12 @@ class Checkerboard(Distribution):
     cells: int = 4
     size: float = 4.0
     has_log_prob = True
+
+    def __post_init__(self):
+        _count("cells", self.cells, minimum=2)
+        if self.cells % 2:
+            raise ValueError(f"cells must be even (each row holds cells/2 black squares), got {self.cells}")
+        _positive("size", self.size)
 
     def _sample(self, n, generator, device):
         col = _randint(self.cells, n, generator, device)
@@ -292,6 +328,11 @@ class Spirals(Distribution):
     turns: float = 1.5
     noise: float = 0.08
 
+    def __post_init__(self):
+        _positive("size", self.size)
+        _positive("turns", self.turns)
+        _non_negative("noise", self.noise)
+
     def _sample(self, n, generator, device):
         r = _rand(n, generator, device).sqrt()  # uniform along the arc length, roughly
         angle = 2 * math.pi * self.turns * r + math.pi * _randint(2, n, generator, device)
@@ -307,6 +348,14 @@ class Pinwheel(Distribution):
     radial_std: float = 0.3
     tangential_std: float = 0.08
     rate: float = 0.25
+
+    def __post_init__(self):
+        _count("arms", self.arms)
+        _positive("size", self.size)
+        _non_negative("radial_std", self.radial_std)
+        _non_negative("tangential_std", self.tangential_std)
+        if not math.isfinite(self.rate):
+            raise ValueError(f"rate must be a finite number, got {self.rate!r}")
 
     def _sample(self, n, generator, device):
         radial = 1 + self.radial_std * _randn(n, 1, generator, device)
@@ -325,6 +374,11 @@ class Rings(Distribution):
     count: int = 4
     size: float = 4.0
     noise: float = 0.08
+
+    def __post_init__(self):
+        _count("count", self.count)
+        _positive("size", self.size)
+        _non_negative("noise", self.noise)
 
     def _sample(self, n, generator, device):
         k = torch.arange(1, self.count + 1, device=device, dtype=torch.float32)

@@ -6,7 +6,8 @@ The average velocity of the flow ``φ`` from time ``s`` to ``t ≥ s``, starting
 
 so ``x_t = x_s + (t − s)·u(x_s, s, t)`` exactly: one step from 0 to 1 is ``x1 = x0 + u(x0, 0, 1)``.
 A two-time network ``u_θ(x, s, t)`` (``models.VelocityMLP(times=2)``) learns it from pairs
-``(x0, x1)`` on the linear path ``x_s = (1 − s)x0 + s·x1`` with ``v = x1 − x0``:
+``(x0, x1)`` on a path, by default the linear one ``x_s = (1 − s)x0 + s·x1`` with ``v = x1 − x0``
+(``path=`` takes any interpolant of :mod:`toyflow.paths`, as flow matching does):
 
 - **MeanFlow** (Geng et al. 2025, translated to toyflow's time convention): differentiate
   ``(t − s)·u(x_s, s, t) = ∫_s^t v dτ`` in ``s``. Along the flow this gives
@@ -59,9 +60,10 @@ import torch
 from torch import Tensor, nn
 
 from .couplings import PairSource
-from .paths import UniformTime, linear
+from .flow_matching import check_pair_source, draw_batch, weighted_mean
+from .paths import Interpolant, UniformTime, linear
 from .solvers import Solution, Velocity, time_grid
-from .train import model_device
+from .train import draw_device
 
 AverageVelocity = Callable[[Tensor, Tensor, Tensor], Tensor]  # u(x (n, d), s (n,), t (n,)) -> (n, d)
 
@@ -88,6 +90,8 @@ class TimePairs:
     equal: float = 0.5
 
     def __post_init__(self):
+        if not callable(self.time):
+            raise TypeError(f"time must be a time sampler (n, generator, device) -> (n,), got {type(self.time).__name__}")
         if not 0 <= self.equal <= 1:
             raise ValueError(f"equal (the share of s = t) must be in [0, 1], got {self.equal}")
 
@@ -137,38 +141,30 @@ def dispersive_loss(h: Tensor, tau: float = 1.0) -> Tensor:
     """``log((1/B²) Σ_ij exp(−‖h_i − h_j‖²/(d·τ)))`` for features ``h`` ``(B, d)``: 0 when all features
     coincide, down to ``−log B`` when they are far apart. Adding it pushes the features apart
     (a contrastive loss with no positive pairs; "Diffuse and Disperse", Wang & He 2025)."""
+    if h.ndim != 2 or len(h) < 2:
+        raise ValueError(f"h must have shape (B, d) with B >= 2, got {tuple(h.shape)}")
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
     sq = h.pow(2).sum(1)
     distances = (sq[:, None] + sq[None, :] - 2 * h @ h.T).clamp_min(0)  # (B, B)
     return torch.logsumexp(-distances.flatten() / (h.shape[1] * tau), 0) - 2 * math.log(len(h))
-
-
-def _forward_with_features(model: nn.Module, x: Tensor, s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """``model(x, s, t)`` and the input of its last layer ``model.net[-1]`` (the last hidden features)."""
-    net = getattr(model, "net", None)
-    if not isinstance(net, nn.Sequential):
-        raise TypeError(f"the dispersive term reads the features entering model.net[-1]; {type(model).__name__} has no .net")
-    captured = []
-    handle = net[-1].register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0]))
-    try:
-        output = model(x, s, t)
-    finally:
-        handle.remove()
-    return output, captured[0]
 
 
 @dataclass
 class _AverageVelocityObjective:
     """What MeanFlow and SplitMeanFlow share: the batch, the adaptive weight and the dispersive term.
 
-    Per pair the loss is ``w·‖Δ‖²`` with ``Δ = u_θ(x_s, s, t) − sg(target)`` and the adaptive weight
-    ``w = sg(1/(‖Δ‖² + c)^p)`` (MeanFlow's code: ``p = 1``, ``c = 1e−3``; ``p = 0`` is plain L2;
-    ``p = 0.5`` is ``≈ ‖Δ‖``, whose minimiser is the median of the target, not its mean: the same
-    for the nearly deterministic targets of OT or fixed pairs).
-    ``dispersive > 0`` adds ``dispersive · dispersive_loss(h, tau)`` on the last hidden features.
+    Per pair the loss is ``w·‖Δ‖²/d`` with ``Δ = u_θ(x_s, s, t) − sg(target)`` averaged over the ``d``
+    dimensions, like flow matching and distillation, and the adaptive weight ``w = sg(1/(‖Δ‖²/d + c)^p)``
+    (MeanFlow's code: ``p = 1``, ``c = 1e−3``; ``p = 0`` is plain L2; ``p = 0.5`` is ``≈ ‖Δ‖``, whose
+    minimiser is the median of the target, not its mean: the same for the nearly deterministic targets
+    of OT or fixed pairs). ``dispersive > 0`` adds ``dispersive · dispersive_loss(h, tau)`` on the
+    features ``h = model.features(x_s, s, t)`` the model exposes (``models.VelocityMLP.features``).
     """
 
     pairs: PairSource
-    times: TimePairs = field(default_factory=TimePairs)
+    path: Interpolant = field(default_factory=linear)
+    time: TimePairs = field(default_factory=TimePairs)
     batch_size: int = 256
     p: float = 0.5
     c: float = 1e-3
@@ -186,25 +182,29 @@ class _AverageVelocityObjective:
             raise ValueError(f"dispersive (the regulariser's weight) must be >= 0, got {self.dispersive}")
         if not self.tau > 0:
             raise ValueError(f"tau must be > 0, got {self.tau}")
+        check_pair_source(self.pairs)
+        if not isinstance(self.path, Interpolant):
+            raise TypeError(f"path must be a paths.Interpolant such as paths.linear(), got {type(self.path).__name__}")
+        if not callable(self.time):
+            raise TypeError(f"time must be a TimePairs sampler (n, generator, device) -> (s, t), got {type(self.time).__name__}")
 
     def target(self, model: nn.Module, x: Tensor, s: Tensor, t: Tensor, v: Tensor, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
     def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
-        device = generator.device if generator is not None else model_device(model)
-        batch = self.pairs.sample(self.batch_size, generator, device)
-        s, t = (time.to(batch.x0.dtype) for time in self.times(self.batch_size, generator=generator, device=device))
-        xs, v = linear().interpolate(batch.x0, batch.x1, s), batch.x1 - batch.x0  # (B, d) each
+        if self.dispersive > 0 and not callable(getattr(model, "features", None)):
+            raise TypeError(
+                f"dispersive > 0 reads the features the model exposes, model.features(x, s, t) -> (n, h); "
+                f"{type(model).__name__} has no features method (models.VelocityMLP has one)"
+            )
+        batch, (s, t), z = draw_batch(self.pairs, self.time, self.path, self.batch_size, model, generator)
+        xs = self.path.interpolate(batch.x0, batch.x1, s, z)  # (B, d)
+        v = self.path.velocity(batch.x0, batch.x1, s, z)  # (B, d)
         with torch.no_grad():  # the stop-gradient target
             target = self.target(model, xs, s, t, v, generator)
-        if self.dispersive > 0:
-            prediction, features = _forward_with_features(model, xs, s, t)
-        else:
-            prediction = model(xs, s, t)
-        squared = (prediction - target).pow(2).sum(1)  # (B,)
-        per_pair = squared / (squared.detach() + self.c) ** self.p
-        loss = per_pair.mean() if batch.weight is None else (batch.weight * per_pair).mean()
-        return loss + self.dispersive * dispersive_loss(features, self.tau) if self.dispersive > 0 else loss
+        squared = (model(xs, s, t) - target).pow(2).mean(1)  # (B,)
+        loss = weighted_mean(squared / (squared.detach() + self.c) ** self.p, batch.weight)
+        return loss + self.dispersive * dispersive_loss(model.features(xs, s, t), self.tau) if self.dispersive > 0 else loss
 
 
 @dataclass
@@ -213,7 +213,8 @@ class MeanFlow(_AverageVelocityObjective):
 
     Args:
         pairs: a pair sampler ``sample(n, generator, device) -> PairBatch`` (its weights are used).
-        times: the ``(s, t)`` sampler (default: uniform times, half the batch ``t = s``).
+        path: the interpolant ``x_s`` between the pairs, whose velocity ``v`` enters the target (default: linear).
+        time: the ``(s, t)`` sampler (default: uniform times, half the batch ``t = s``).
         batch_size: pairs per step.
         p, c: the adaptive weight ``1/(‖Δ‖² + c)^p``.
         dispersive, tau: weight and temperature of the dispersive regulariser (0: off).
@@ -229,7 +230,7 @@ class SplitMeanFlow(_AverageVelocityObjective):
     with ``λ ~ U(0, 1)``, and ``E w·‖u_θ(x_s, s, s) − (x1 − x0)‖²`` where ``t = s``. Same arguments as :class:`MeanFlow`."""
 
     def target(self, model: nn.Module, x: Tensor, s: Tensor, t: Tensor, v: Tensor, generator: torch.Generator | None) -> Tensor:
-        lam = torch.rand(len(x), generator=generator, device=x.device)
+        lam = torch.rand(len(x), generator=generator, device=draw_device(generator, x.device)).to(x)
         return torch.where((s == t)[:, None], v, split_target(model, x, s, t, lam))
 
 
@@ -255,6 +256,8 @@ def sample(
     grid = time_grid(steps, device=x0.device, dtype=x0.dtype) if grid is None else grid.to(x0)
     if grid.ndim != 1 or len(grid) < 2:
         raise ValueError(f"grid must be a 1-D tensor of at least 2 times, got shape {tuple(grid.shape)}")
+    if not (grid.diff() > 0).all() or not torch.isfinite(grid).all():
+        raise ValueError(f"grid must be strictly increasing finite times (u jumps forward from s to t), got {grid.tolist()}")
     x, states = x0, [x0]
     with torch.no_grad():
         for s, t in zip(grid[:-1], grid[1:]):

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -25,28 +27,45 @@ from torch import Tensor
 from .solvers import EVALUATIONS_PER_STEP, Velocity, integrate
 
 
-def _numpy(x: Tensor, name: str) -> np.ndarray:
-    if x.ndim != 2:
-        raise ValueError(f"{name} must have shape (n, d), got {tuple(x.shape)}")
-    return x.detach().cpu().double().numpy()
+def _points(x: Tensor, name: str) -> Tensor:
+    """``x`` as a float64 CPU tensor, after checking it is a non-empty ``(n, d)`` set of finite points."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a tensor of shape (n, d), got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (n, d) with n >= 1, got {tuple(x.shape)}")
+    x = x.detach().cpu().double()
+    finite = torch.isfinite(x).all(1)
+    if not finite.all():
+        raise ValueError(
+            f"{name} has {int((~finite).sum())} point(s) with NaN or inf coordinates (the first is row "
+            f"{int((~finite).nonzero()[0])}): the sampler diverged; distances to them are undefined"
+        )
+    return x
 
 
 def w2(x: Tensor, y: Tensor) -> float:
     """Exact ``W2(x, y) = (min_P Σ P_ij ‖x_i − y_j‖²)^{1/2}`` between two empirical measures with
     uniform weights, ``x`` ``(n, d)``, ``y`` ``(m, d)``. Cost ``O(n³)``: about a second for 2,000 points."""
-    a, b = _numpy(x, "x"), _numpy(y, "y")
+    a, b = _points(x, "x").numpy(), _points(y, "y").numpy()
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
     cost = ot.dist(a, b)  # squared Euclidean, (n, m)
-    return float(np.sqrt(ot.emd2(ot.unif(len(a)), ot.unif(len(b)), cost, numItermax=10_000_000)))
+    with warnings.catch_warnings():  # the status is checked below, with advice that fits here
+        warnings.filterwarnings("ignore", message="numItermax reached", category=UserWarning)
+        value, log = ot.emd2(ot.unif(len(a)), ot.unif(len(b)), cost, numItermax=10_000_000, log=True)
+    if log["result_code"] != 1:
+        raise RuntimeError(f"W2 was not solved exactly ({log['warning']}): use fewer points or sliced_w2")
+    return float(np.sqrt(value))
 
 
 def sliced_w2(x: Tensor, y: Tensor, projections: int = 256, generator: torch.Generator | None = None) -> float:
     """Sliced W2: the root mean of squared 1D W2 distances along random directions (sorting, ``O(n log n)``).
     Needs as many points in ``x`` as in ``y``."""
-    if x.shape != y.shape or x.ndim != 2:
+    x, y = _points(x, "x"), _points(y, "y")
+    if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape (n, d), got {tuple(x.shape)} and {tuple(y.shape)}")
-    x, y = x.detach().cpu().double(), y.detach().cpu().double()
+    if not isinstance(projections, int) or isinstance(projections, bool) or projections < 1:
+        raise ValueError(f"projections must be a positive int, got {projections!r}")
     directions = torch.randn(x.shape[1], projections, generator=generator, dtype=torch.float64)
     directions /= directions.norm(dim=0)
     px, py = (x @ directions).sort(0).values, (y @ directions).sort(0).values  # (n, P)
@@ -56,7 +75,12 @@ def sliced_w2(x: Tensor, y: Tensor, projections: int = 256, generator: torch.Gen
 def mmd(x: Tensor, y: Tensor, bandwidths: Iterable[float] = (0.1, 0.3, 1.0, 3.0)) -> float:
     """Squared maximum mean discrepancy with a sum of Gaussian kernels ``exp(−‖a − b‖²/(2h²))``
     (the biased V-statistic: 0 when ``x`` and ``y`` are the same set)."""
-    a, b = torch.as_tensor(_numpy(x, "x")), torch.as_tensor(_numpy(y, "y"))
+    a, b = _points(x, "x"), _points(y, "y")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"x and y must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
+    bandwidths = list(bandwidths)
+    if not bandwidths or not all(h > 0 and math.isfinite(h) for h in bandwidths):
+        raise ValueError(f"bandwidths must be one or more finite numbers > 0 (kernel widths h), got {bandwidths}")
 
     def kernel(p: Tensor, q: Tensor) -> Tensor:
         sq = torch.cdist(p, q) ** 2
@@ -67,6 +91,7 @@ def mmd(x: Tensor, y: Tensor, bandwidths: Iterable[float] = (0.1, 0.3, 1.0, 3.0)
 
 def transport_cost(x0: Tensor, x1: Tensor) -> float:
     """``E‖x1 − x0‖²`` of a coupling given by paired points ``(n, d)``."""
+    _points(x0, "x0"), _points(x1, "x1")
     if x0.shape != x1.shape:
         raise ValueError(f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
     return float(((x1 - x0) ** 2).sum(1).mean())
@@ -91,7 +116,9 @@ def w2_by_nfe(
     v: Velocity, x0: Tensor, target: Tensor, nfes: Iterable[int] = (1, 2, 4, 8, 100), method: str = "euler"
 ) -> dict[int, float]:
     """``{nfe: W2(samples, target)}`` where the samples are ``x0`` pushed by ``method`` with ``nfe`` evaluations."""
-    result = {}
+    nfes, result = list(nfes), {}
+    if not nfes:
+        raise ValueError("nfes must list at least one number of function evaluations, got none")
     for nfe in nfes:
         steps, rest = divmod(nfe, EVALUATIONS_PER_STEP[method])
         if rest or steps < 1:
@@ -132,6 +159,8 @@ def cnf_log_prob(
     """
     if x1.ndim != 2:
         raise ValueError(f"x1 must have shape (n, d), got {tuple(x1.shape)}")
+    if not (rtol > 0 and atol > 0):
+        raise ValueError(f"rtol and atol must be > 0 (the adaptive solver's tolerances), got rtol={rtol}, atol={atol}")
 
     def augmented(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         velocity, div = divergence(v, state[0], t.expand(len(state[0])))

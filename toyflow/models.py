@@ -52,6 +52,8 @@ class VelocityMLP(nn.Module):
         for name, value in {"dim": dim, "hidden": hidden, "depth": depth, "times": times}.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(frequencies, int) or frequencies < 0:
+            raise ValueError(f"frequencies must be an int >= 0 (Fourier frequencies of the time), got {frequencies!r}")
         self.dim, self.times = dim, times
         self.embed = TimeEmbedding(frequencies)
         layers: list[nn.Module] = [nn.Linear(dim + times * self.embed.dim, hidden), nn.SiLU()]
@@ -60,13 +62,18 @@ class VelocityMLP(nn.Module):
         layers.append(nn.Linear(hidden, dim))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: Tensor, *times: Tensor | float) -> Tensor:
+    def features(self, x: Tensor, *times: Tensor | float) -> Tensor:
+        """The last hidden features ``(n, hidden)``, the input of the output layer (read by the dispersive
+        regulariser of :mod:`toyflow.meanflow`): ``forward(x, …) = net[-1](features(x, …))``."""
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
         if len(times) != self.times:
             raise TypeError(f"{type(self).__name__} takes {self.times} time argument(s), got {len(times)}")
-        features = [x] + [self.embed(_as_batch_time(t, x)) for t in times]
-        return self.net(torch.cat(features, dim=1))
+        inputs = [x] + [self.embed(_as_batch_time(t, x)) for t in times]
+        return self.net[:-1](torch.cat(inputs, dim=1))
+
+    def forward(self, x: Tensor, *times: Tensor | float) -> Tensor:
+        return self.net[-1](self.features(x, *times))
 
 
 def _as_batch_time(t: Tensor | float, x: Tensor) -> Tensor:
@@ -109,7 +116,8 @@ class ConditionalVelocityMLP(VelocityMLP):
         self.label = nn.Embedding(classes + 1, label_dim)
         self.net[0] = nn.Linear(dim + self.embed.dim + label_dim, hidden)
 
-    def forward(self, x: Tensor, t: Tensor | float, label: Tensor | int | None = None) -> Tensor:
+    def features(self, x: Tensor, t: Tensor | float, label: Tensor | int | None = None) -> Tensor:
+        """The last hidden features ``(n, hidden)``: ``forward(x, t, label) = net[-1](features(x, t, label))``."""
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
         label = torch.as_tensor(self.null if label is None else label, device=x.device)
@@ -124,5 +132,8 @@ class ConditionalVelocityMLP(VelocityMLP):
                 f"labels must lie in 0 … {self.classes} ({self.classes} is the null label), "
                 f"got {label.min().item()} … {label.max().item()}"
             )
-        features = [x, self.embed(_as_batch_time(t, x)), self.label(label)]
-        return self.net(torch.cat(features, dim=1))
+        inputs = [x, self.embed(_as_batch_time(t, x)), self.label(label)]
+        return self.net[:-1](torch.cat(inputs, dim=1))
+
+    def forward(self, x: Tensor, t: Tensor | float, label: Tensor | int | None = None) -> Tensor:
+        return self.net[-1](self.features(x, t, label))

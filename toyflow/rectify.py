@@ -31,11 +31,11 @@ from torch import Tensor, nn
 
 from .couplings import FixedPairs, PairBatch, PairSampler, PairSource
 from .data import Distribution
-from .flow_matching import FlowMatching
+from .flow_matching import FlowMatching, check_pair_source, weighted_mean
 from .models import VelocityMLP
 from .paths import Interpolant, UniformTime, linear
 from .solvers import Velocity, integrate, integrate_adaptive
-from .train import History, fit, model_device
+from .train import History, draw_device, fit, model_device
 
 
 def sample_pairs(velocity: Velocity, z0: Tensor, steps: int = 100, method: str = "rk4") -> FixedPairs:
@@ -43,10 +43,17 @@ def sample_pairs(velocity: Velocity, z0: Tensor, steps: int = 100, method: str =
 
     The ODE is solved accurately (``method="rk4"`` with ``steps`` steps, or ``"adaptive"`` for
     torchdiffeq's Dormand–Prince): the next round learns these pairs, solver error included.
+    A teacher that sends some points to NaN or inf raises a ``ValueError`` here.
     """
-    if method == "adaptive":
-        return FixedPairs(z0, integrate_adaptive(velocity, z0).x)
-    return FixedPairs(z0, integrate(velocity, z0, steps, method).x)
+    z1 = integrate_adaptive(velocity, z0).x if method == "adaptive" else integrate(velocity, z0, steps, method).x
+    finite = torch.isfinite(z1).all(1)
+    if not finite.all():
+        raise ValueError(
+            f"the teacher (velocity) carried {int((~finite).sum())} of {len(z1)} points to NaN or inf "
+            f"(the first is z0[{int((~finite).nonzero()[0])}]): the teacher is broken, its training diverged "
+            "or it was given points far outside its data; retrain it (lower lr, grad_clip) before rectifying"
+        )
+    return FixedPairs(z0, z1)
 
 
 def reflow(
@@ -82,22 +89,25 @@ def rectified_flow(
     """Train 1-RF on independent pairs, then ``rounds − 1`` reflow rounds, each warm-started from the last.
 
     Round ``k + 1`` learns the pairs ``(z0, φ_k(z0))`` of ``num_pairs`` fresh source points pushed
-    through round ``k`` (:func:`sample_pairs`, RK4 with ``pair_steps`` steps). Every round's model is a
-    separate copy, so all of them can be compared afterwards.
+    through round ``k`` (:func:`sample_pairs`, RK4 with ``pair_steps`` steps). Like every trainer, it
+    trains the ``model`` it is given in place: that is the 1-RF; each later round trains a copy of the
+    round before, so all of them can be compared afterwards.
 
     Args:
         source, target: the distributions at ``t = 0`` and ``t = 1``.
         rounds: how many flows to train (1-RF counts as the first).
         steps: training steps per round.
         num_pairs: source points rectified per reflow round.
-        model: the 1-RF network (default: a fresh ``VelocityMLP``); its device is used throughout.
+        model: the 1-RF network, trained in place (default: a fresh ``VelocityMLP``); its device is used throughout.
         reflow_kwargs: ``path``, ``time``, ``loss``, ``batch_size``, ``lr`` … for every round.
     """
     if not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be a positive int (1 = 1-RF only), got {rounds!r}")
     if not isinstance(num_pairs, int) or num_pairs < 1:
         raise ValueError(f"num_pairs must be a positive int, got {num_pairs!r}")
-    model = copy.deepcopy(model) if model is not None else VelocityMLP()
+    if not isinstance(pair_steps, int) or pair_steps < 1:
+        raise ValueError(f"pair_steps must be a positive int (RK4 steps that rectify each pair), got {pair_steps!r}")
+    model = model if model is not None else VelocityMLP()
     device = model_device(model)
     generator = torch.Generator(device).manual_seed(seed)
     history = reflow(model, PairSampler(source, target), steps, seed=seed, progress=progress,
@@ -113,7 +123,8 @@ def rectified_flow(
 
 @dataclass
 class Distillation:
-    """One-step distillation loss ``E‖z1 − (z0 + v(z0, 0))‖² / d`` on fixed pairs (Liu et al. 2022; InstaFlow).
+    """One-step distillation loss ``E w·‖z1 − (z0 + v(z0, 0))‖² / d`` on fixed pairs (Liu et al. 2022; InstaFlow):
+    per pair averaged over the ``d`` dimensions, like flow matching and MeanFlow.
 
     The network keeps the velocity signature ``v(x, t)``, so its one-step map is one Euler step from
     ``t = 0`` and the same solvers and metrics apply (at 1 NFE).
@@ -122,17 +133,23 @@ class Distillation:
     pairs: PairSource
     batch_size: int = 256
 
+    def __post_init__(self):
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        check_pair_source(self.pairs)
+
     def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
-        device = generator.device if generator is not None else model_device(model)
+        device = model_device(model) if isinstance(model, nn.Module) else draw_device(generator)
         batch = self.pairs.sample(self.batch_size, generator, device)
-        jump = batch.x0 + model(batch.x0, torch.zeros(len(batch.x0), device=device))  # (B, d)
-        return (batch.x1 - jump).pow(2).mean()
+        jump = batch.x0 + model(batch.x0, torch.zeros(len(batch.x0), dtype=batch.x0.dtype, device=batch.x0.device))
+        return weighted_mean((batch.x1 - jump).pow(2).mean(1), batch.weight)
 
 
-def distill(teacher: nn.Module, pairs: PairSource, steps: int, batch_size: int = 256, **fit_kwargs) -> tuple[nn.Module, History]:
-    """A one-step student, started as a copy of ``teacher``, trained on the teacher's ``pairs``."""
-    student = copy.deepcopy(teacher)
-    return student, fit(student, Distillation(pairs, batch_size), steps, **fit_kwargs)
+def distill(model: nn.Module, pairs: PairSource, steps: int, batch_size: int = 256, **fit_kwargs) -> History:
+    """Train ``model`` (in place, from its current weights, like :func:`reflow` and :func:`toyflow.train.fit`)
+    into a one-step generator on a teacher's ``pairs``. To keep the teacher, pass a copy:
+    ``student = copy.deepcopy(teacher); distill(student, pairs, steps)``."""
+    return fit(model, Distillation(pairs, batch_size), steps, **fit_kwargs)
 
 
 def one_step(model: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
@@ -168,5 +185,5 @@ class AnnealedPairs:
         beta = max(0.0, 1.0 - self.draws / self.warmup)
         self.draws += 1
         batch = self.pairs.sample(n, generator, device)
-        noise = torch.randn(batch.x0.shape, generator=generator, device=batch.x0.device)
+        noise = torch.randn(batch.x0.shape, generator=generator, device=draw_device(generator, batch.x0.device)).to(batch.x0)
         return PairBatch(math.sqrt(1 - beta**2) * batch.x0 + beta * noise, batch.x1)

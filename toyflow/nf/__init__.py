@@ -4,6 +4,7 @@
   ``sample``, ``denoise``) and the :class:`MaximumLikelihood` objective that ``train.fit`` minimises.
 - :mod:`~toyflow.nf.coupling`: RealNVP, affine coupling layers with alternating masks.
 - :mod:`~toyflow.nf.autoregressive`: MAF, masked autoregressive layers (MADE).
+- :mod:`~toyflow.nf.spline`: neural spline flow, rational-quadratic spline coupling layers.
 - :mod:`~toyflow.nf.tarflow`: TARFlow, causal-transformer blocks, inverted sequentially, by Jacobi
   or by Gauss–Seidel–Jacobi iteration.
 - :mod:`~toyflow.nf.curves`: short noisy 2D curves, the toy sequences TARFlow learns.
@@ -13,9 +14,11 @@ from .autoregressive import MADE, MAF, MaskedAutoregressive
 from .base import Flow, MaximumLikelihood, standard_normal_log_prob
 from .coupling import AffineCoupling, RealNVP
 from .curves import Curves
+from .spline import SplineCoupling, SplineFlow, rational_quadratic_spline
 from .tarflow import AutoregressiveBlock, CausalTransformer, Decoding, TARFlow
 
 __all__ = [
     "MADE", "MAF", "AffineCoupling", "AutoregressiveBlock", "CausalTransformer", "Curves", "Decoding", "Flow",
-    "MaskedAutoregressive", "MaximumLikelihood", "RealNVP", "TARFlow", "standard_normal_log_prob",
+    "MaskedAutoregressive", "MaximumLikelihood", "RealNVP", "SplineCoupling", "SplineFlow", "TARFlow",
+    "rational_quadratic_spline", "standard_normal_log_prob",
 ]

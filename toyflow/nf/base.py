@@ -28,7 +28,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from ..train import model_device
+from ..train import draw_device, model_device
 
 
 def affine_forward(x: Tensor, shift: Tensor, log_scale: Tensor) -> tuple[Tensor, Tensor]:
@@ -117,15 +117,21 @@ class Flow(nn.Module):
         return standard_normal_log_prob(z) + log_det
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` samples ``f⁻¹(z)``, ``z ~ N(0, I)``, on the flow's device, without gradients."""
+        """``n`` samples ``f⁻¹(z)``, ``z ~ N(0, I)``, on the flow's device, without gradients.
+
+        ``z`` is drawn on the generator's device (toyflow's device rule), then moved to the flow's: a CPU
+        generator gives the same latents to a flow on any device."""
         check_positive(n=n)
-        z = torch.randn((n, *self.event_shape), generator=generator, device=model_device(self))
+        device = model_device(self)
+        z = torch.randn((n, *self.event_shape), generator=generator, device=draw_device(generator, device)).to(device)
         with torch.no_grad():
             return self.inverse(z)[0]
 
     def denoise(self, x: Tensor, noise: float) -> Tensor:
         """Tweedie's formula ``E[x_clean | x] = x + σ²∇log p(x)``, for a flow trained on data blurred by
         ``N(0, σ² I)`` with ``σ = noise``: one gradient step takes the training noise back out of its samples."""
+        if not noise >= 0:
+            raise ValueError(f"noise must be >= 0 (the training noise's standard deviation), got {noise}")
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             score = torch.autograd.grad(self.log_prob(x).sum(), x)[0]
@@ -161,8 +167,8 @@ class MaximumLikelihood:
             raise ValueError(f"noise must be >= 0, got {self.noise}")
 
     def __call__(self, model: Flow, generator: torch.Generator | None = None) -> Tensor:
-        device = generator.device if generator is not None else model_device(model)
+        device = model_device(model)
         x = self.data.sample(self.batch_size, generator, device)
         if self.noise > 0:
-            x = x + self.noise * torch.randn(x.shape, generator=generator, device=device)
+            x = x + self.noise * torch.randn(x.shape, generator=generator, device=draw_device(generator, device)).to(device)
         return -model.log_prob(x).mean()
