@@ -40,7 +40,8 @@ def pipeline(task, steps: int, pairs: int, lee: bool, seed: int) -> list[dict]:
              **metrics.flow_summary(two_rf, task.x0, task.x1)}]
     own_pairs = rectify.sample_pairs(two_rf, task.source.sample(pairs, generator))
     for name, distill_pairs in (("own", own_pairs), ("1-RF", training_pairs)):
-        student, history = rectify.distill(two_rf, distill_pairs, steps, seed=seed + 2, progress=False, lr=2e-3)
+        student = copy.deepcopy(two_rf)
+        history = rectify.distill(student, distill_pairs, steps, seed=seed + 2, progress=False, lr=2e-3)
         rows.append({"stage": f"+ distillation ({name} pairs)", "stage s": history.seconds,
                      "W2 @1": task.score(rectify.one_step(student)(task.x0))})
     for row in rows:
