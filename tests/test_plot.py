@@ -65,8 +65,8 @@ def test_animation_has_at_most_the_frames_asked_and_saves_a_gif(tmp_path):
     assert html.count("data:image/png;base64") == 8
     plot.save_gif(anim, str(tmp_path / "flow.gif"))
     assert (tmp_path / "flow.gif").read_bytes()[:6] == b"GIF89a"
-    image = plot.show(plot.animate({"a": _path()}, frames=5))
-    assert image.data[:6] == b"GIF89a"
+    gif = plot.show(plot.animate({"a": _path()}, frames=5))
+    assert gif.data[:6] == b"GIF89a" and gif._repr_html_().startswith('<img src="data:image/gif;base64,R0lGOD')
     with pytest.raises(ValueError, match="frames"):
         plot.animate({"a": _path()}, frames=61)
     plt.close("all")

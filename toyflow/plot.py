@@ -9,6 +9,7 @@ Each function draws on ``ax`` (a new one if None) and returns it; tensors may li
 
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -340,17 +341,25 @@ def save_gif(animation: FuncAnimation, filename: str, fps: int = 12, dpi: int = 
     animation.save(filename, writer=PillowWriter(fps=fps), dpi=dpi)
 
 
-def show(animation: FuncAnimation, fps: int = 12, dpi: int = 70):
-    """The animation as a GIF image for a notebook, closing its figure: it plays in Jupyter, Colab, on GitHub,
-    nbviewer and the course website alike (an HTML player would show nothing where scripts are stripped)."""
-    from IPython.display import Image
+class GIF:
+    """A GIF that shows itself in a notebook as an ``<img>`` with the file inlined: it plays in Jupyter, Colab,
+    nbviewer and the course website alike (nbconvert drops ``image/gif`` outputs; an HTML player needs scripts)."""
 
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def _repr_html_(self) -> str:
+        return f'<img src="data:image/gif;base64,{base64.b64encode(self.data).decode()}" alt="animation">'
+
+
+def show(animation: FuncAnimation, fps: int = 12, dpi: int = 70) -> GIF:
+    """The animation as a :class:`GIF` for a notebook, closing its figure."""
     with tempfile.TemporaryDirectory() as folder:
         filename = os.path.join(folder, "animation.gif")
         save_gif(animation, filename, fps, dpi)
         plt.close(animation._fig)
         with open(filename, "rb") as gif:
-            return Image(data=gif.read(), format="gif")
+            return GIF(gif.read())
 
 
 def markdown_table(rows: list[Mapping[str, object]], digits: int = 3) -> str:
