@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import toyflow
-from toyflow import data, metrics, plot
+from toyflow import data, metrics, nf, plot
 from toyflow.closed_form import GaussianToGaussian
 from toyflow.nf import MAF, Curves, MaximumLikelihood, RealNVP, TARFlow
 from toyflow.train import fit
@@ -158,3 +158,57 @@ def test_curves_are_drawn_as_polylines():
     ax = plot.curves(Curves(length=8).sample(20, torch.Generator().manual_seed(0)), count=10, points=True)
     assert len(ax.collections[0].get_segments()) == 10 and len(ax.collections) == 2
     plt.close("all")
+
+
+def test_deep_shallow_puts_the_deep_block_next_to_the_noise():
+    flow = nf.deep_shallow(tokens=6, channels=2, shallow=3, deep_layers=4, width=16, heads=2)
+    assert [len(block.net.layers) for block in flow.layers] == [1, 1, 1, 4]  # data → latent; decoding starts at the deep one
+    sizes = [sum(p.numel() for p in block.parameters()) for block in flow.layers]
+    assert sizes[-1] > 2 * sizes[0]
+    assert TARFlow(tokens=6, blocks=2, width=16, layers=[1, 3]).layers[1].net.layers.__len__() == 3
+
+
+def test_group_sizes_per_block_still_reproduce_sequential_decoding():
+    flow = _random_flow("tarflow curves", scale=0.05)
+    z = _inputs(flow, 64)
+    with torch.no_grad():
+        sequential = flow.decode(z, "sequential")
+        mixed = flow.decode(z, "gs-jacobi", group=[1, 6])  # the block next to the noise sequentially, the other by Jacobi
+    torch.testing.assert_close(mixed.x, sequential.x, atol=1e-5, rtol=0)
+    assert mixed.iterations[0] == 6 and mixed.iterations[1] <= 6
+
+
+class _GaussianSequences:
+    """Sequences ``(n, 4, 2)`` of independent N(0, s²) coordinates: E[x | x + σε] = s²/(s² + σ²)·(x + σε)."""
+
+    std = 0.5
+
+    def sample(self, n, generator=None, device=None):
+        return self.std * torch.randn(n, 4, 2, generator=generator, device=device)
+
+
+def test_the_learned_denoiser_finds_the_posterior_mean():
+    toyflow.seed(0)
+    denoiser = nf.Denoiser(tokens=4, channels=2, hidden=32)
+    x = torch.randn(100, 4, 2)
+    torch.testing.assert_close(denoiser(x), x)  # starts as the identity
+    noise = 0.3
+    fit(denoiser, nf.Denoising(_GaussianSequences(), noise=noise), 600, lr=3e-3, progress=False)
+    noised = x * 0.6
+    shrink = _GaussianSequences.std**2 / (_GaussianSequences.std**2 + noise**2)
+    with torch.no_grad():
+        error = (denoiser(noised) - shrink * noised).abs().mean().item()
+    assert error < 0.03, f"the denoiser is off the posterior mean by {error:.3f} on average"
+
+
+def test_bad_input_of_the_starflow_parts():
+    with pytest.raises(ValueError, match=r"group must be an int or one int per block \(2\), got 3 values"):
+        TARFlow(tokens=6, blocks=2, width=16).decode(torch.zeros(4, 6, 2), "gs-jacobi", group=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"group\[1\] must be a positive int, got 0"):
+        TARFlow(tokens=6, blocks=2, width=16).decode(torch.zeros(4, 6, 2), "gs-jacobi", group=[1, 0])
+    with pytest.raises(ValueError, match=r"layers must be an int or one int per block \(4\), got 2 values"):
+        TARFlow(tokens=6, blocks=4, width=16, layers=[1, 2])
+    with pytest.raises(ValueError, match="noise must be > 0"):
+        nf.Denoising(Curves(), noise=0.0)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 4, 2\), got \(3, 8\)"):
+        nf.Denoiser(tokens=4)(torch.zeros(3, 8))

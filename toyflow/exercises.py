@@ -120,3 +120,83 @@ def check_heun_step(step: Callable[..., Tensor]) -> bool:
         ("you used k2 alone: Heun averages the two slopes, dt/2·(k1 + k2)", k2_only),
         ("k2 is evaluated at time t: the predictor lands at t + dt", k2_at_start_time),
     ])
+
+
+# --- notebook 13: fast generators ---
+
+
+def _flowmap_cases(seed: int = 13, count: int = 4) -> list[Case]:
+    """``(u, teacher, x, s, t)`` in float64, where ``u`` is the exact average velocity of *another* Gaussian case,
+    so the correct target differs from ``u`` and each common mistake gives its own wrong answer."""
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for _ in range(count):
+        student = closed_form.GaussianToGaussian(tuple(torch.randn(2, generator=generator).tolist()), 0.4)
+        teacher = _gaussian_field(generator)
+        x = torch.randn(16, 2, generator=generator, dtype=torch.float64)
+        s = 0.5 * torch.rand(16, generator=generator, dtype=torch.float64)
+        t = s + (1 - s) * torch.rand(16, generator=generator, dtype=torch.float64)
+        cases.append((student.average_velocity, teacher, x, s, t))
+    return cases
+
+
+def check_flowmap_target(target: Callable[..., Tensor]) -> bool:
+    """Check ``target(u, teacher, x, s, t)``, the data-free flow-map target ``v_T(x + (t − s)·u, t) − (t − s)·∂_t u``."""
+    from .flowmap import flowmap_target
+
+    def parts(u, x, s, t):
+        _, du_dt = torch.func.jvp(u, (x, s, t), (torch.zeros_like(x), torch.zeros_like(s), torch.ones_like(t)))
+        return u(x, s, t), du_dt, (t - s)[:, None]
+
+    def at_start(u, v, x, s, t):
+        _, du, gap = parts(u, x, s, t)
+        return v(x, t) - gap * du
+
+    def at_time_s(u, v, x, s, t):
+        w, du, gap = parts(u, x, s, t)
+        return v(x + gap * w, s) - gap * du
+
+    def plus(u, v, x, s, t):
+        w, du, gap = parts(u, x, s, t)
+        return v(x + gap * w, t) + gap * du
+
+    def no_gap(u, v, x, s, t):
+        w, du, gap = parts(u, x, s, t)
+        return v(x + gap * w, t) - du
+
+    return compare(target, flowmap_target, _flowmap_cases(), "check_flowmap_target", [
+        ("the teacher is asked at the start point x: ask it where the student lands, x + (t − s)·u(x, s, t)", at_start),
+        ("the teacher is asked at time s: the end point X belongs to time t", at_time_s),
+        ("the correction has the wrong sign: u + (t − s)·∂_t u = v_T, so the target is v_T − (t − s)·∂_t u", plus),
+        ("∂_t u is missing its factor (t − s)", no_gap),
+    ], atol=1e-6)
+
+
+def _segment_cases() -> list[Case]:
+    generator = torch.Generator().manual_seed(14)
+    cases = []
+    for cuts in ([0.0, 0.5, 1.0], [0.0, 0.25, 0.5, 0.75, 1.0], [0.0, 0.1, 0.3, 0.6, 1.0]):
+        boundaries = torch.tensor(cuts)
+        t = torch.cat([boundaries, torch.rand(12, generator=generator)])  # every cut, both ends, random times
+        cases.append((t, boundaries))
+    return cases
+
+
+def check_segment(segment: Callable[..., Tensor]) -> bool:
+    """Check ``segment(t, boundaries)``: the index ``k`` with ``b_k ≤ t < b_{k+1}`` of each time, ``t = 1`` in the last segment."""
+    from .blockwise import segment_of
+
+    def left(t, b):
+        return torch.bucketize(t, b[1:-1], right=False)
+
+    def off_the_end(t, b):
+        return torch.bucketize(t, b[1:], right=True)
+
+    def uniform(t, b):
+        return (t * (len(b) - 1)).floor().long().clamp(max=len(b) - 2)
+
+    return compare(segment, segment_of, _segment_cases(), "check_segment", [
+        ("a time on a cut b_k goes to the segment that ends there: segment k starts at b_k (b_k ≤ t < b_{k+1})", left),
+        ("t = 1 falls off the end: the last segment also holds t = 1", off_the_end),
+        ("the segments are taken to be equal: use the cut times, not floor(t·M)", uniform),
+    ])

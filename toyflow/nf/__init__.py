@@ -5,7 +5,7 @@
 - :mod:`~toyflow.nf.coupling`: RealNVP, affine coupling layers with alternating masks.
 - :mod:`~toyflow.nf.autoregressive`: MAF, masked autoregressive layers (MADE).
 - :mod:`~toyflow.nf.tarflow`: TARFlow, causal-transformer blocks, inverted sequentially, by Jacobi
-  or by Gauss–Seidel–Jacobi iteration.
+  or by Gauss–Seidel–Jacobi iteration; STARFlow's deep–shallow arrangement and learned denoiser.
 - :mod:`~toyflow.nf.curves`: short noisy 2D curves, the toy sequences TARFlow learns.
 """
 
@@ -13,9 +13,10 @@ from .autoregressive import MADE, MAF, MaskedAutoregressive
 from .base import Flow, MaximumLikelihood, standard_normal_log_prob
 from .coupling import AffineCoupling, RealNVP
 from .curves import Curves
-from .tarflow import AutoregressiveBlock, CausalTransformer, Decoding, TARFlow
+from .tarflow import AutoregressiveBlock, CausalTransformer, Decoding, Denoiser, Denoising, TARFlow, Wander, deep_shallow
 
 __all__ = [
-    "MADE", "MAF", "AffineCoupling", "AutoregressiveBlock", "CausalTransformer", "Curves", "Decoding", "Flow",
-    "MaskedAutoregressive", "MaximumLikelihood", "RealNVP", "TARFlow", "standard_normal_log_prob",
+    "MADE", "MAF", "AffineCoupling", "AutoregressiveBlock", "CausalTransformer", "Curves", "Decoding", "Denoiser",
+    "Denoising", "Flow", "MaskedAutoregressive", "MaximumLikelihood", "RealNVP", "TARFlow", "Wander", "deep_shallow",
+    "standard_normal_log_prob",
 ]
