@@ -4,7 +4,10 @@
   distillation of the same teacher's pairs, 2-RF + distillation (InstaFlow), MeanFlow and SplitMeanFlow on OT pairs,
   and the flow-matching baselines sampled with Euler steps; the number of target samples each method drew;
 - blockwise flow matching with M = 1, 2, 4 segments at equal total parameters (independent pairs);
-- latent vs ambient flow matching on moons lifted into 32 dimensions (W2 in 32-D and in the original 2D coordinates).
+- latent vs ambient flow matching on moons lifted into 32 dimensions (W2 in 32-D and in the original 2D coordinates);
+- TARFlow decoding on 64-token ``nf.Wander`` sequences (weakly dependent tokens, ρ = 0.3, and strongly, ρ = 0.9):
+  passes per block, median wall time of sequential, Jacobi and GS-Jacobi decoding taken in turns in one run, the
+  speed-up over sequential and the largest difference to it; and STARFlow's deep–shallow TARFlow against the plain one.
 
 Every method trains for ``--budget`` seconds (steps set from a measured step time). Prints Markdown tables and writes
 benchmarks/results/fast.json.
@@ -22,7 +25,7 @@ import torch
 from common import median_seconds, save, torchcfm_task
 
 import toyflow
-from toyflow import blockwise, couplings, data, flowmap, latent, meanflow, metrics, models, plot, rectify, solvers
+from toyflow import blockwise, couplings, data, flowmap, latent, meanflow, metrics, models, nf, plot, rectify, solvers
 from toyflow.flow_matching import FlowMatching
 from toyflow.train import fit
 
@@ -157,11 +160,43 @@ def latent_rows(budget: float, lr: float, dim: int = 32) -> list[dict]:
     return rows
 
 
+def decoding_rows(repeats: int = 5, length: int = 64, steps: int = 150) -> list[dict]:
+    """Sequential vs Jacobi vs GS-Jacobi decoding of small TARFlows trained on ``nf.Wander`` sequences."""
+    rows = []
+    for rho in (0.3, 0.9):
+        builds = {"TARFlow (2 blocks × 1 layer)": lambda: nf.TARFlow(length, 2, blocks=2, width=16, layers=1, heads=2),
+                  "deep-shallow (2 layers + 2 × 1)": lambda: nf.deep_shallow(length, 2, shallow=2, deep_layers=2, width=16, heads=2)}
+        for name, build in builds.items():
+            toyflow.seed(0)
+            flow = build()
+            history = fit(flow, nf.MaximumLikelihood(nf.Wander(length, rho), batch_size=64, noise=0.05), steps, lr=3e-3, progress=False)
+            x = nf.Wander(length, rho).sample(1000, torch.Generator().manual_seed(3))
+            with torch.no_grad():
+                nll = -flow.log_prob(x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(4))).mean().item() / length
+            for batch in (250, 1000):
+                z = torch.randn(batch, length, 2, generator=torch.Generator().manual_seed(1))
+                settings = {"sequential": ("sequential", None), "jacobi": ("jacobi", None), "gs-jacobi, groups of 16": ("gs-jacobi", 16)}
+                seconds, decoded = {key: [] for key in settings}, {}
+                with torch.no_grad():
+                    for _ in range(repeats):
+                        for key, (method, group) in settings.items():
+                            start = time.perf_counter()
+                            decoded[key] = flow.decode(z, method, group=group, tol=1e-6)
+                            seconds[key].append(time.perf_counter() - start)
+                median = {key: sorted(t)[len(t) // 2] for key, t in seconds.items()}
+                for key in settings:
+                    rows.append({"rho": rho, "model": name, "train s": history.seconds, "NLL / token": nll, "sequences": batch,
+                                 "method": key, "passes per block": decoded[key].iterations, "wall s": median[key],
+                                 "speed-up": median["sequential"] / median[key],
+                                 "largest diff": (decoded[key].x - decoded["sequential"].x).abs().max().item()})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=30.0, help="training seconds per method (%(default)s)")
     parser.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (%(default)s)")
-    parser.add_argument("--parts", default="flowmap,blockwise,latent", help="which parts to run (%(default)s)")
+    parser.add_argument("--parts", default="flowmap,blockwise,latent,tarflow", help="which parts to run (%(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (%(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -178,7 +213,10 @@ def main() -> None:
     if "latent" in parts:
         result["latent"] = latent_rows(args.budget, args.lr)
         print(plot.markdown_table(result["latent"]), "\n", flush=True)
-    print("saved", save("fast", result))
+    if "tarflow" in parts:
+        result["tarflow"] = decoding_rows()
+        print(plot.markdown_table(result["tarflow"], 4), "\n", flush=True)
+    print("saved", save("fast_" + "_".join(parts), result))
 
 
 if __name__ == "__main__":

@@ -69,3 +69,14 @@ def test_bad_input():
         Blockwise(2, hidden=8)(torch.zeros(3, 5), torch.zeros(3))
     with pytest.raises(ValueError, match="too few"):
         hidden_for_parameters(10, 4)
+
+
+def test_the_segment_checker(capsys):
+    from toyflow import exercises
+
+    assert exercises.check_segment(segment_of)
+    for mistake, words in ((lambda t, b: torch.bucketize(t, b[1:-1]), "goes to the segment that ends there"),
+                           (lambda t, b: torch.bucketize(t, b[1:], right=True), "falls off the end"),
+                           (lambda t, b: (t * (len(b) - 1)).floor().long().clamp(max=len(b) - 2), "taken to be equal")):
+        assert not exercises.check_segment(mistake)
+        assert words in capsys.readouterr().out

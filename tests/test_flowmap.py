@@ -58,7 +58,29 @@ def test_bad_input():
         FlowMapDistillation(CASE.velocity, CASE.source, from_zero=2.0)
 
 
-def test_the_teacher_stays_frozen():
-    teacher = models.VelocityMLP(hidden=16)
-    FlowMapDistillation(teacher, CASE.source)
-    assert not any(p.requires_grad for p in teacher.parameters())
+def test_only_the_student_gets_gradients():
+    toyflow.seed(0)
+    teacher, student = models.VelocityMLP(hidden=16), models.VelocityMLP(hidden=16, times=2)
+    FlowMapDistillation(teacher, CASE.source, batch_size=8)(student, torch.Generator().manual_seed(0)).backward()
+    assert all(p.grad is None for p in teacher.parameters()) and all(p.requires_grad for p in teacher.parameters())
+    assert all(p.grad is not None for p in student.parameters())
+
+
+def test_the_checker_passes_the_reference_and_names_each_mistake(capsys):
+    from toyflow import exercises
+
+    assert exercises.check_flowmap_target(flowmap_target)
+
+    def with_mistake(where, sign, gap_on_du):
+        def target(u, teacher, x, s, t):
+            average, du = torch.func.jvp(u, (x, s, t), (torch.zeros_like(x), torch.zeros_like(s), torch.ones_like(t)))
+            gap = (t - s)[:, None]
+            end = x if where == "start" else x + gap * average
+            return teacher(end, s if where == "time s" else t) + sign * (gap if gap_on_du else 1) * du
+        return target
+
+    for mistake, words in ((with_mistake("start", -1, True), "asked at the start point"), (with_mistake("time s", -1, True), "asked at time s"),
+                           (with_mistake("end", 1, True), "wrong sign"), (with_mistake("end", -1, False), "missing its factor")):
+        assert not exercises.check_flowmap_target(mistake)
+        assert words in capsys.readouterr().out
+    assert not exercises.check_flowmap_target(lambda u, teacher, x, s, t: u(x, s, t))

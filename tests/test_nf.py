@@ -212,3 +212,40 @@ def test_bad_input_of_the_starflow_parts():
         nf.Denoising(Curves(), noise=0.0)
     with pytest.raises(ValueError, match=r"x must have shape \(n, 4, 2\), got \(3, 8\)"):
         nf.Denoiser(tokens=4)(torch.zeros(3, 8))
+
+
+def test_the_jacobi_step_checker(capsys):
+    from toyflow import exercises
+
+    def solution(params, z, x):
+        shift, log_scale = params(x)
+        return z * torch.exp(log_scale) + shift
+
+    assert exercises.check_jacobi_step(solution)
+    for mistake, words in ((lambda p, z, x: (z - p(x)[0]) * torch.exp(-p(x)[1]), "forward (density) direction"),
+                           (lambda p, z, x: z * torch.exp(p(z)[1]) + p(z)[0], "computed from z"),
+                           (lambda p, z, x: z * p(x)[1] + p(x)[0], "not by α")):
+        assert not exercises.check_jacobi_step(mistake)
+        assert words in capsys.readouterr().out
+
+
+def test_wander_sequences_have_the_dialled_correlation():
+    x = nf.Wander(length=16, rho=0.6).sample(20000, torch.Generator().manual_seed(0))
+    assert x.shape == (20000, 16, 2)
+    lag1 = (x[:, 1:] * x[:, :-1]).mean().item()
+    assert x.std().item() == pytest.approx(1.0, abs=0.02) and lag1 == pytest.approx(0.6, abs=0.02)
+    with pytest.raises(ValueError, match=r"rho must be in \[0, 1\), got 1.0"):
+        nf.Wander(rho=1.0)
+
+
+def test_jacobi_needs_few_passes_when_tokens_depend_weakly():
+    """A one-block flow whose shift is ρ × the previous token: the error shrinks by ρ a pass, so far fewer than T passes."""
+    toyflow.seed(0)
+    flow = TARFlow(tokens=32, channels=2, blocks=1, width=16, layers=1, heads=2).double().eval()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.mul_(0.1)  # weak dependence between tokens
+        z = torch.randn(8, 32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        sequential, jacobi = flow.decode(z, "sequential"), flow.decode(z, "jacobi", tol=1e-10)
+    assert jacobi.iterations[0] < 12, jacobi.iterations
+    torch.testing.assert_close(jacobi.x, sequential.x, atol=1e-8, rtol=0)

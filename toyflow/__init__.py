@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from . import closed_form, couplings, data, flow_matching, meanflow, metrics, models, nf, paths, rectify, solvers, train
+from . import blockwise, flowmap, latent  # after meanflow and nf, which they build on
 
 __version__ = "0.1.0"
 __all__ = [
-    "closed_form", "couplings", "data", "device", "flow_matching", "meanflow", "metrics", "models", "nf", "paths", "rectify",
-    "seed", "solvers", "train",
+    "blockwise", "closed_form", "couplings", "data", "device", "flow_matching", "flowmap", "latent", "meanflow", "metrics",
+    "models", "nf", "paths", "rectify", "seed", "solvers", "train",
 ]
 
 

@@ -200,3 +200,70 @@ def check_segment(segment: Callable[..., Tensor]) -> bool:
         ("t = 1 falls off the end: the last segment also holds t = 1", off_the_end),
         ("the segments are taken to be equal: use the cut times, not floor(t·M)", uniform),
     ])
+
+
+def _latent_cases() -> list[Case]:
+    generator = torch.Generator().manual_seed(15)
+    cases = []
+    for steps in (1, 3, 8):
+        decoder = torch.nn.Linear(2, 6).double()
+        with torch.no_grad():
+            decoder.weight.copy_(torch.randn(6, 2, generator=generator, dtype=torch.float64))
+        cases.append((_gaussian_field(generator), decoder, torch.randn(16, 2, generator=generator, dtype=torch.float64), steps))
+    return cases
+
+
+def check_latent_sample(latent_sample: Callable[..., Tensor]) -> bool:
+    """Check ``latent_sample(velocity, decoder, z0, steps)``: Euler steps of the latent flow from ``z0``, then decode."""
+
+    def reference(v, decoder, z0, steps):
+        return decoder(solvers.integrate(v, z0, steps).x)
+
+    return compare(latent_sample, reference, _latent_cases(), "check_latent_sample", [
+        ("only one step was taken: integrate the whole grid of `steps` steps", lambda v, d, z0, steps: d(solvers.integrate(v, z0, 1).x)),
+        ("the source point itself was decoded: integrate the latent flow first", lambda v, d, z0, steps: d(z0)),
+    ])
+
+
+# --- notebook 08 (update): TARFlow decoding ---
+
+
+def _jacobi_cases() -> list[Case]:
+    from .nf.tarflow import AutoregressiveBlock
+
+    generator = torch.Generator().manual_seed(8)
+    cases = []
+    for reverse in (False, True, False):
+        block = AutoregressiveBlock(tokens=5, channels=2, width=8, layers=1, heads=2, reverse=reverse).double()
+        with torch.no_grad():
+            for p in block.parameters():
+                p.add_(0.3 * torch.randn(p.shape, generator=generator, dtype=torch.float64))
+        z = torch.randn(4, 5, 2, generator=generator, dtype=torch.float64)
+        cases.append((block._params, z, z + 0.5 * torch.randn(4, 5, 2, generator=generator, dtype=torch.float64)))
+    return cases
+
+
+def check_jacobi_step(step: Callable[..., Tensor]) -> bool:
+    """Check ``step(params, z, x)``, one Jacobi pass ``x_new = z·exp(α(x)) + μ(x)`` with ``μ, α = params(x)`` (all tokens at once)."""
+
+    def reference(params, z, x):
+        shift, log_scale = params(x)
+        return z * torch.exp(log_scale) + shift
+
+    def forward_direction(params, z, x):
+        shift, log_scale = params(x)
+        return (z - shift) * torch.exp(-log_scale)
+
+    def from_z(params, z, x):
+        shift, log_scale = params(z)
+        return z * torch.exp(log_scale) + shift
+
+    def scale_not_exponentiated(params, z, x):
+        shift, log_scale = params(x)
+        return z * log_scale + shift
+
+    return compare(step, reference, _jacobi_cases(), "check_jacobi_step", [
+        ("this is the forward (density) direction (x − μ)·e^{−α}: sampling inverts it, x = z·e^{α} + μ", forward_direction),
+        ("μ and α were computed from z: they come from the current iterate x", from_z),
+        ("α is a log-scale: multiply by exp(α), not by α", scale_not_exponentiated),
+    ])

@@ -77,7 +77,7 @@ class FlowMapDistillation:
     Per point the loss is ``‖Δ‖²/(‖Δ‖² + c)^p`` as in :mod:`toyflow.meanflow` (``p = 0``: plain squared error).
 
     Args:
-        teacher: the frozen teacher velocity ``v_T(x, t)`` (its parameters are not trained).
+        teacher: the teacher velocity ``v_T(x, t)``, only evaluated (inside the stop-gradient), never trained.
         source: the source distribution ``π0``; the only one sampled.
         time: the ``(s, t)`` sampler (default: uniform times, half the batch ``s = t``).
         batch_size: source points per step.
@@ -103,8 +103,6 @@ class FlowMapDistillation:
         for name, (fine, rule) in problems.items():
             if not fine:
                 raise ValueError(f"{name} {rule}, got {getattr(self, name)!r}")
-        if isinstance(self.teacher, nn.Module):
-            self.teacher.requires_grad_(False)
 
     def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
         device = generator.device if generator is not None else model_device(model)
