@@ -120,7 +120,7 @@ class FlowMapDistillation:
 def distill_flow_map(
     teacher: Velocity, source: Distribution, steps: int, student: nn.Module | None = None, **fit_kwargs
 ) -> tuple[nn.Module, History]:
-    """Train a two-time student (default ``models.VelocityMLP(times=2)`` of the teacher's width) on
+    """Train a two-time student (default ``models.VelocityMLP(dim, times=2)``) on
     :class:`FlowMapDistillation`; ``fit_kwargs`` go to :func:`toyflow.train.fit`. Returns ``(student, history)``;
     sample it with :func:`toyflow.meanflow.sample`."""
     student = student if student is not None else VelocityMLP(dim=source.dim, times=2)
