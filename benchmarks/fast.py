@@ -75,15 +75,30 @@ def flow_maps(task, budget: float, lr: float) -> list[dict]:
     counted.drawn = 0
     objective = flowmap.FlowMapDistillation(teacher, task.source)
     student, student_seconds = train_for(budget / 2, lambda: models.VelocityMLP(times=2), objective, lr=lr, grad_clip=1.0)
-    rows.append(row(task, "data-free flow map (teacher + student)", jumps(student), teacher_seconds + student_seconds,
-                    f"{teacher_drawn} (teacher) + {counted.drawn}"))
+    rows.append(
+        row(
+            task,
+            "data-free flow map (teacher + student)",
+            jumps(student),
+            teacher_seconds + student_seconds,
+            f"{teacher_drawn} (teacher) + {counted.drawn}",
+        )
+    )
 
     start = time.perf_counter()
     pairs = rectify.sample_pairs(teacher, task.source.sample(5000, torch.Generator().manual_seed(7)), steps=25)
     left = budget / 2 - (time.perf_counter() - start)
     one_step, distil_seconds = train_for(left, lambda: teacher.__class__(), rectify.Distillation(pairs), lr=1e-3)
-    rows.append(row(task, "teacher's pairs + distillation", lambda x0, k: rectify.one_step(one_step)(x0),
-                    teacher_seconds + budget / 2 - left + distil_seconds, f"{teacher_drawn} (teacher) + 0", nfes=(1,)))
+    rows.append(
+        row(
+            task,
+            "teacher's pairs + distillation",
+            lambda x0, k: rectify.one_step(one_step)(x0),
+            teacher_seconds + budget / 2 - left + distil_seconds,
+            f"{teacher_drawn} (teacher) + 0",
+            nfes=(1,),
+        )
+    )
 
     for name, cls in (("MeanFlow", meanflow.MeanFlow), ("SplitMeanFlow", meanflow.SplitMeanFlow)):
         counted.drawn = 0
@@ -92,19 +107,38 @@ def flow_maps(task, budget: float, lr: float) -> list[dict]:
 
     counted.drawn = 0
     start = time.perf_counter()
-    steps = max(100, int(0.4 * budget / seconds_per_step(models.VelocityMLP, FlowMatching(couplings.PairSampler(task.source, counted)))))
+    steps = max(
+        100, int(0.4 * budget / seconds_per_step(models.VelocityMLP, FlowMatching(couplings.PairSampler(task.source, counted))))
+    )
     counted.drawn = 0
-    rounds = rectify.rectified_flow(task.source, counted, rounds=2, steps=steps, num_pairs=5000, pair_steps=25, lr=2e-3, progress=False)
+    rounds = rectify.rectified_flow(
+        task.source, counted, rounds=2, steps=steps, num_pairs=5000, pair_steps=25, lr=2e-3, progress=False
+    )
     pairs = rectify.sample_pairs(rounds[1].model, task.source.sample(5000, torch.Generator().manual_seed(1)), 25)
     left = budget - (time.perf_counter() - start)
-    student = rectify.distill(rounds[1].model, pairs, max(100, int(left / seconds_per_step(models.VelocityMLP, rectify.Distillation(pairs)))),
-                              lr=1e-3, progress=False)[0]
-    rows.append(row(task, "2-RF + distillation (InstaFlow)", lambda x0, k: rectify.one_step(student)(x0),
-                    time.perf_counter() - start, counted.drawn, nfes=(1,)))
+    student = rectify.distill(
+        rounds[1].model,
+        pairs,
+        max(100, int(left / seconds_per_step(models.VelocityMLP, rectify.Distillation(pairs)))),
+        lr=1e-3,
+        progress=False,
+    )[0]
+    rows.append(
+        row(
+            task,
+            "2-RF + distillation (InstaFlow)",
+            lambda x0, k: rectify.one_step(student)(x0),
+            time.perf_counter() - start,
+            counted.drawn,
+            nfes=(1,),
+        )
+    )
 
     for name, coupling in (("1-RF", couplings.independent), ("OT-CFM", couplings.ExactOT())):
         counted.drawn = 0
-        model, seconds = train_for(budget, models.VelocityMLP, FlowMatching(couplings.PairSampler(task.source, counted, coupling)), lr=lr)
+        model, seconds = train_for(
+            budget, models.VelocityMLP, FlowMatching(couplings.PairSampler(task.source, counted, coupling)), lr=lr
+        )
         rows.append(row(task, f"{name} (Euler)", euler(model), seconds, counted.drawn))
     return rows
 
@@ -121,7 +155,12 @@ def blockwise_rows(task, budget: float, lr: float, nfes=(1, 2, 4, 8, 16)) -> lis
             return blockwise.Blockwise(segments, hidden=hidden)
 
         trained[segments], seconds = train_for(budget, build, FlowMatching(pairs), lr=lr)
-        result = {"M": segments, "hidden": hidden, "parameters": sum(p.numel() for p in trained[segments].parameters()), "train s": seconds}
+        result = {
+            "M": segments,
+            "hidden": hidden,
+            "parameters": sum(p.numel() for p in trained[segments].parameters()),
+            "train s": seconds,
+        }
         for k in nfes:
             result[f"W2 @{k}"] = task.score(solvers.integrate(trained[segments], task.x0, k).x)
         rows.append(result)
@@ -129,7 +168,8 @@ def blockwise_rows(task, budget: float, lr: float, nfes=(1, 2, 4, 8, 16)) -> lis
     for _ in range(7):  # in turns, so a busy CPU slows every M alike
         for segments, model in trained.items():
             for k in nfes:
-                timings.setdefault((segments, k), []).append(median_seconds(lambda: solvers.integrate(model, task.x0, k), repeats=1))
+                draw = lambda model=model, k=k: solvers.integrate(model, task.x0, k)  # noqa: E731
+                timings.setdefault((segments, k), []).append(median_seconds(draw, repeats=1))
     for row in rows:
         row.update({f"ms @{k}": 1e3 * sorted(timings[row["M"], k])[3] for k in nfes})
     return rows
@@ -140,17 +180,34 @@ def latent_rows(budget: float, lr: float, dim: int = 32) -> list[dict]:
     lifted = latent.Lifted("moons", dim=dim)
     generator = torch.Generator().manual_seed(1)
     reference = lifted.sample(1000, generator)
-    rows = [{"method": "data (floor)", "train s": 0.0, f"W2 ({dim}-D)": metrics.w2(lifted.sample(1000, generator), reference),
-             "W2 (2-D coords)": metrics.w2(lifted.project(lifted.sample(1000, generator)), lifted.project(reference)), "sample s": 0.0}]
+    rows = [
+        {
+            "method": "data (floor)",
+            "train s": 0.0,
+            f"W2 ({dim}-D)": metrics.w2(lifted.sample(1000, generator), reference),
+            "W2 (2-D coords)": metrics.w2(lifted.project(lifted.sample(1000, generator)), lifted.project(reference)),
+            "sample s": 0.0,
+        }
+    ]
 
     def add(name: str, draw, seconds: float) -> None:
         x = draw()
-        rows.append({"method": name, "train s": seconds, f"W2 ({dim}-D)": metrics.w2(x, reference),
-                     "W2 (2-D coords)": metrics.w2(lifted.project(x), lifted.project(reference)),
-                     "sample s": median_seconds(draw, repeats=3)})
+        rows.append(
+            {
+                "method": name,
+                "train s": seconds,
+                f"W2 ({dim}-D)": metrics.w2(x, reference),
+                "W2 (2-D coords)": metrics.w2(lifted.project(x), lifted.project(reference)),
+                "sample s": median_seconds(draw, repeats=3),
+            }
+        )
 
-    ambient, seconds = train_for(budget, lambda: models.VelocityMLP(dim=dim),
-                                 FlowMatching(couplings.PairSampler(data.Gaussian((0.0,) * dim), lifted)), lr=lr)
+    ambient, seconds = train_for(
+        budget,
+        lambda: models.VelocityMLP(dim=dim),
+        FlowMatching(couplings.PairSampler(data.Gaussian((0.0,) * dim), lifted)),
+        lr=lr,
+    )
     z0 = torch.randn(1000, dim, generator=generator)
     add("flow matching in R^32 (50 Euler steps)", lambda: solvers.integrate(ambient, z0, 50).x, seconds)
 
@@ -158,10 +215,15 @@ def latent_rows(budget: float, lr: float, dim: int = 32) -> list[dict]:
     autoencoder.calibrate(lifted.sample(5000, generator))
     autoencoder.requires_grad_(False)
     target = latent.Encoded(lifted, autoencoder)
-    flow, flow_seconds = train_for(budget - ae_seconds, models.VelocityMLP,
-                                   FlowMatching(couplings.PairSampler(data.Gaussian((0.0, 0.0)), target)), lr=lr)
+    flow, flow_seconds = train_for(
+        budget - ae_seconds, models.VelocityMLP, FlowMatching(couplings.PairSampler(data.Gaussian((0.0, 0.0)), target)), lr=lr
+    )
     z0 = torch.randn(1000, 2, generator=generator)
-    add("autoencoder + latent flow matching (50 Euler steps)", lambda: latent.sample(flow, autoencoder, z0, 50).x, ae_seconds + flow_seconds)
+    add(
+        "autoencoder + latent flow matching (50 Euler steps)",
+        lambda: latent.sample(flow, autoencoder, z0, 50).x,
+        ae_seconds + flow_seconds,
+    )
     return rows
 
 
@@ -169,18 +231,29 @@ def decoding_rows(repeats: int = 5, length: int = 64, steps: int = 150) -> list[
     """Sequential vs Jacobi vs GS-Jacobi decoding of small TARFlows trained on ``nf.Wander`` sequences."""
     rows = []
     for rho in (0.2, 0.9):
-        builds = {"TARFlow (2 blocks × 1 layer)": lambda: nf.TARFlow(length, 2, blocks=2, width=16, layers=1, heads=2),
-                  "deep-shallow (2 layers + 2 × 1)": lambda: nf.deep_shallow(length, 2, shallow=2, deep_layers=2, width=16, heads=2)}
+        builds = {
+            "TARFlow (2 blocks × 1 layer)": lambda: nf.TARFlow(length, 2, blocks=2, width=16, layers=1, heads=2),
+            "deep-shallow (2 layers + 2 × 1)": lambda: nf.deep_shallow(length, 2, shallow=2, deep_layers=2, width=16, heads=2),
+        }
         for name, build in builds.items():
             toyflow.seed(0)
             flow = build()
-            history = fit(flow, nf.MaximumLikelihood(nf.Wander(length, rho), batch_size=64, noise=0.05), steps, lr=3e-3, progress=False)
+            history = fit(
+                flow, nf.MaximumLikelihood(nf.Wander(length, rho), batch_size=64, noise=0.05), steps, lr=3e-3, progress=False
+            )
             x = nf.Wander(length, rho).sample(1000, torch.Generator().manual_seed(3))
             with torch.no_grad():
-                nll = -flow.log_prob(x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(4))).mean().item() / length
+                nll = (
+                    -flow.log_prob(x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(4))).mean().item()
+                    / length
+                )
             for batch in (250, 1000):
                 z = torch.randn(batch, length, 2, generator=torch.Generator().manual_seed(1))
-                settings = {"sequential": ("sequential", None), "jacobi": ("jacobi", None), "gs-jacobi, groups of 16": ("gs-jacobi", 16)}
+                settings = {
+                    "sequential": ("sequential", None),
+                    "jacobi": ("jacobi", None),
+                    "gs-jacobi, groups of 16": ("gs-jacobi", 16),
+                }
                 seconds, decoded = {key: [] for key in settings}, {}
                 with torch.no_grad():
                     for _ in range(repeats):
@@ -190,10 +263,20 @@ def decoding_rows(repeats: int = 5, length: int = 64, steps: int = 150) -> list[
                             seconds[key].append(time.perf_counter() - start)
                 median = {key: sorted(t)[len(t) // 2] for key, t in seconds.items()}
                 for key in settings:
-                    rows.append({"rho": rho, "model": name, "train s": history.seconds, "NLL / token": nll, "sequences": batch,
-                                 "method": key, "passes per block": decoded[key].iterations, "wall s": median[key],
-                                 "speed-up": median["sequential"] / median[key],
-                                 "largest diff": (decoded[key].x - decoded["sequential"].x).abs().max().item()})
+                    rows.append(
+                        {
+                            "rho": rho,
+                            "model": name,
+                            "train s": history.seconds,
+                            "NLL / token": nll,
+                            "sequences": batch,
+                            "method": key,
+                            "passes per block": decoded[key].iterations,
+                            "wall s": median[key],
+                            "speed-up": median["sequential"] / median[key],
+                            "largest diff": (decoded[key].x - decoded["sequential"].x).abs().max().item(),
+                        }
+                    )
     return rows
 
 

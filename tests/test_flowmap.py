@@ -79,8 +79,11 @@ def test_the_checker_passes_the_reference_and_names_each_mistake(capsys):
             return teacher(end, s if where == "time s" else t) + sign * (gap if gap_on_du else 1) * du
         return target
 
-    for mistake, words in ((with_mistake("start", -1, True), "asked at the start point"), (with_mistake("time s", -1, True), "asked at time s"),
-                           (with_mistake("end", 1, True), "wrong sign"), (with_mistake("end", -1, False), "missing its factor")):
+    mistakes = ((with_mistake("start", -1, True), "asked at the start point"),
+                (with_mistake("time s", -1, True), "asked at time s"),
+                (with_mistake("end", 1, True), "wrong sign"),
+                (with_mistake("end", -1, False), "missing its factor"))
+    for mistake, words in mistakes:
         assert not exercises.check_flowmap_target(mistake)
         assert words in capsys.readouterr().out
     assert not exercises.check_flowmap_target(lambda u, teacher, x, s, t: u(x, s, t))

@@ -63,7 +63,9 @@ class Blockwise(nn.Module):
         dim, hidden, depth, frequencies: the size of each segment's network.
     """
 
-    def __init__(self, segments: int | Sequence[float] = 2, dim: int = 2, hidden: int = 128, depth: int = 3, frequencies: int = 4):
+    def __init__(
+        self, segments: int | Sequence[float] = 2, dim: int = 2, hidden: int = 128, depth: int = 3, frequencies: int = 4
+    ):
         super().__init__()
         if isinstance(segments, int):
             if segments < 1:
@@ -71,11 +73,13 @@ class Blockwise(nn.Module):
             boundaries = torch.linspace(0, 1, segments + 1)
         else:
             boundaries = torch.as_tensor(segments, dtype=torch.float32)
-            if boundaries.ndim != 1 or len(boundaries) < 2 or boundaries[0] != 0 or boundaries[-1] != 1 or (boundaries.diff() <= 0).any():
+            ends_fine = boundaries.ndim == 1 and len(boundaries) >= 2 and boundaries[0] == 0 and boundaries[-1] == 1
+            if not ends_fine or (boundaries.diff() <= 0).any():
                 raise ValueError(f"segments as cut times must increase from 0 to 1, got {list(segments)}")
         self.register_buffer("boundaries", boundaries)
         self.dim = dim
-        self.nets = nn.ModuleList(VelocityMLP(dim, hidden, depth, times=1, frequencies=frequencies) for _ in range(len(boundaries) - 1))
+        segment_count = len(boundaries) - 1
+        self.nets = nn.ModuleList(VelocityMLP(dim, hidden, depth, times=1, frequencies=frequencies) for _ in range(segment_count))
 
     def segment(self, t: Tensor) -> Tensor:
         """The segment index of each time ``(n,)``."""

@@ -183,7 +183,7 @@ def _segment_cases() -> list[Case]:
 
 
 def check_segment(segment: Callable[..., Tensor]) -> bool:
-    """Check ``segment(t, boundaries)``: the index ``k`` with ``b_k ≤ t < b_{k+1}`` of each time, ``t = 1`` in the last segment."""
+    """Check ``segment(t, boundaries)``: the index ``k`` with ``b_k ≤ t < b_{k+1}`` of each time (``t = 1``: the last one)."""
     from .blockwise import segment_of
 
     def left(t, b):
@@ -220,7 +220,8 @@ def check_latent_sample(latent_sample: Callable[..., Tensor]) -> bool:
         return decoder(solvers.integrate(v, z0, steps).x)
 
     return compare(latent_sample, reference, _latent_cases(), "check_latent_sample", [
-        ("only one step was taken: integrate the whole grid of `steps` steps", lambda v, d, z0, steps: d(solvers.integrate(v, z0, 1).x)),
+        ("only one step was taken: integrate the whole grid of `steps` steps",
+         lambda v, d, z0, steps: d(solvers.integrate(v, z0, 1).x)),
         ("the source point itself was decoded: integrate the latent flow first", lambda v, d, z0, steps: d(z0)),
     ])
 
@@ -244,7 +245,7 @@ def _jacobi_cases() -> list[Case]:
 
 
 def check_jacobi_step(step: Callable[..., Tensor]) -> bool:
-    """Check ``step(params, z, x)``, one Jacobi pass ``x_new = z·exp(α(x)) + μ(x)`` with ``μ, α = params(x)`` (all tokens at once)."""
+    """Check ``step(params, z, x)``, one Jacobi pass ``x_new = z·exp(α(x)) + μ(x)``, ``μ, α = params(x)``, all tokens at once."""
 
     def reference(params, z, x):
         shift, log_scale = params(x)

@@ -267,7 +267,9 @@ class Wander:
         return torch.stack(tokens, 1)
 
 
-def deep_shallow(tokens: int, channels: int = 2, shallow: int = 3, deep_layers: int = 4, width: int = 64, heads: int = 4) -> TARFlow:
+def deep_shallow(
+    tokens: int, channels: int = 2, shallow: int = 3, deep_layers: int = 4, width: int = 64, heads: int = 4
+) -> TARFlow:
     """STARFlow's arrangement (Gu et al. 2025): one deep block of ``deep_layers`` transformer layers next to the
     noise, decoded first, then ``shallow`` blocks of one layer each towards the data.
 
