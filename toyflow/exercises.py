@@ -122,7 +122,7 @@ def check_heun_step(step: Callable[..., Tensor]) -> bool:
     ])
 
 
-# --- notebook 13: fast generators ---
+# --- notebook 13: fast generators (13, 13b, and the Jacobi pass of notebook 08) ---
 
 
 def _flowmap_cases(seed: int = 13, count: int = 4) -> list[Case]:
@@ -224,9 +224,6 @@ def check_latent_sample(latent_sample: Callable[..., Tensor]) -> bool:
          lambda v, d, z0, steps: d(solvers.integrate(v, z0, 1).x)),
         ("the source point itself was decoded: integrate the latent flow first", lambda v, d, z0, steps: d(z0)),
     ])
-
-
-# --- notebook 08 (update): TARFlow decoding ---
 
 
 def _jacobi_cases() -> list[Case]:
