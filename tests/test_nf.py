@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import toyflow
-from toyflow import data, metrics, plot
+from toyflow import data, metrics, nf, plot
 from toyflow.closed_form import GaussianToGaussian
 from toyflow.nf import MAF, Curves, MaximumLikelihood, RealNVP, SplineFlow, TARFlow, rational_quadratic_spline
 from toyflow.train import fit
@@ -232,3 +232,94 @@ def test_spline_flow_bad_input():
 def test_denoise_names_a_negative_noise():
     with pytest.raises(ValueError, match="noise must be >= 0 .* got -1.0"):
         RealNVP(layers=1).denoise(torch.zeros(2, 2), -1.0)
+
+
+def test_deep_shallow_puts_the_deep_block_next_to_the_noise():
+    flow = nf.deep_shallow(tokens=6, channels=2, shallow=3, deep_layers=4, width=16, heads=2)
+    assert [len(block.net.layers) for block in flow.layers] == [1, 1, 1, 4]  # data → latent; decoding starts at the deep one
+    sizes = [sum(p.numel() for p in block.parameters()) for block in flow.layers]
+    assert sizes[-1] > 2 * sizes[0]
+    assert TARFlow(tokens=6, blocks=2, width=16, layers=[1, 3]).layers[1].net.layers.__len__() == 3
+
+
+def test_group_sizes_per_block_still_reproduce_sequential_decoding():
+    flow = _random_flow("tarflow curves", scale=0.05)
+    z = _inputs(flow, 64)
+    with torch.no_grad():
+        sequential = flow.decode(z, "sequential")
+        mixed = flow.decode(z, "gs-jacobi", group=[1, 6])  # the block next to the noise sequentially, the other by Jacobi
+    torch.testing.assert_close(mixed.x, sequential.x, atol=1e-5, rtol=0)
+    assert mixed.iterations[0] == 6 and mixed.iterations[1] <= 6
+
+
+class _GaussianSequences:
+    """Sequences ``(n, 4, 2)`` of independent N(0, s²) coordinates: E[x | x + σε] = s²/(s² + σ²)·(x + σε)."""
+
+    std = 0.5
+
+    def sample(self, n, generator=None, device=None):
+        return self.std * torch.randn(n, 4, 2, generator=generator, device=device)
+
+
+def test_the_learned_denoiser_finds_the_posterior_mean():
+    toyflow.seed(0)
+    denoiser = nf.Denoiser(tokens=4, channels=2, hidden=32)
+    x = torch.randn(100, 4, 2)
+    torch.testing.assert_close(denoiser(x), x)  # starts as the identity
+    noise = 0.3
+    fit(denoiser, nf.Denoising(_GaussianSequences(), noise=noise), 600, lr=3e-3, progress=False)
+    noised = x * 0.6
+    shrink = _GaussianSequences.std**2 / (_GaussianSequences.std**2 + noise**2)
+    with torch.no_grad():
+        error = (denoiser(noised) - shrink * noised).abs().mean().item()
+    assert error < 0.03, f"the denoiser is off the posterior mean by {error:.3f} on average"
+
+
+def test_bad_input_of_the_starflow_parts():
+    with pytest.raises(ValueError, match=r"group must be an int or one int per block \(2\), got 3 values"):
+        TARFlow(tokens=6, blocks=2, width=16).decode(torch.zeros(4, 6, 2), "gs-jacobi", group=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"group\[1\] must be a positive int, got 0"):
+        TARFlow(tokens=6, blocks=2, width=16).decode(torch.zeros(4, 6, 2), "gs-jacobi", group=[1, 0])
+    with pytest.raises(ValueError, match=r"layers must be an int or one int per block \(4\), got 2 values"):
+        TARFlow(tokens=6, blocks=4, width=16, layers=[1, 2])
+    with pytest.raises(ValueError, match="noise must be > 0"):
+        nf.Denoising(Curves(), noise=0.0)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 4, 2\), got \(3, 8\)"):
+        nf.Denoiser(tokens=4)(torch.zeros(3, 8))
+
+
+def test_the_jacobi_step_checker(capsys):
+    from toyflow import exercises
+
+    def solution(params, z, x):
+        shift, log_scale = params(x)
+        return z * torch.exp(log_scale) + shift
+
+    assert exercises.check_jacobi_step(solution)
+    for mistake, words in ((lambda p, z, x: (z - p(x)[0]) * torch.exp(-p(x)[1]), "forward (density) direction"),
+                           (lambda p, z, x: z * torch.exp(p(z)[1]) + p(z)[0], "computed from z"),
+                           (lambda p, z, x: z * p(x)[1] + p(x)[0], "not by α")):
+        assert not exercises.check_jacobi_step(mistake)
+        assert words in capsys.readouterr().out
+
+
+def test_wander_sequences_have_the_dialled_correlation():
+    x = nf.Wander(length=16, rho=0.6).sample(20000, torch.Generator().manual_seed(0))
+    assert x.shape == (20000, 16, 2)
+    lag1 = (x[:, 1:] * x[:, :-1]).mean().item()
+    assert x.std().item() == pytest.approx(1.0, abs=0.02) and lag1 == pytest.approx(0.6, abs=0.02)
+    with pytest.raises(ValueError, match=r"rho must be in \[0, 1\), got 1.0"):
+        nf.Wander(rho=1.0)
+
+
+def test_jacobi_needs_few_passes_when_tokens_depend_weakly():
+    """A one-block flow whose shift is ρ × the previous token: the error shrinks by ρ a pass, so far fewer than T passes."""
+    toyflow.seed(0)
+    flow = TARFlow(tokens=32, channels=2, blocks=1, width=16, layers=1, heads=2).double().eval()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.mul_(0.1)  # weak dependence between tokens
+        z = torch.randn(8, 32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        sequential, jacobi = flow.decode(z, "sequential"), flow.decode(z, "jacobi", tol=1e-10)
+    assert jacobi.iterations[0] < 12, jacobi.iterations
+    torch.testing.assert_close(jacobi.x, sequential.x, atol=1e-8, rtol=0)

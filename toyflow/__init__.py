@@ -11,12 +11,15 @@ import numpy as np
 import torch
 
 from . import (
+    blockwise,
     closed_form,
     couplings,
     data,
     finetune,
     flow_matching,
+    flowmap,
     guidance,
+    latent,
     meanflow,
     metrics,
     models,
@@ -34,8 +37,9 @@ from . import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "closed_form", "couplings", "data", "device", "finetune", "flow_matching", "guidance", "meanflow", "metrics", "models",
-    "nf", "paths", "rectify", "refine", "restore", "schedules", "sde", "search", "seed", "solvers", "train",
+    "blockwise", "closed_form", "couplings", "data", "device", "finetune", "flow_matching", "flowmap", "guidance",
+    "latent", "meanflow", "metrics", "models", "nf", "paths", "rectify", "refine", "restore", "schedules", "sde",
+    "search", "seed", "solvers", "train",
 ]
 
 

@@ -22,7 +22,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from . import closed_form, couplings, meanflow, solvers
+from . import closed_form, couplings, finetune, meanflow, schedules, sde, search, solvers
+from .blockwise import segment_of
+from .flowmap import flowmap_target
+from .nf.tarflow import AutoregressiveBlock
 
 Case = tuple  # the positional arguments of one call
 Diagnosis = tuple[str, Callable[..., Tensor]]  # (what the mistake is, the function that makes it)
@@ -239,9 +242,6 @@ def check_meanflow_target(target: Callable[..., Tensor]) -> bool:
 
 # --- notebooks 09 and 10: sampling after training ---
 
-from . import schedules, sde, search  # noqa: E402
-
-
 def _score_cases(seed: int = 2, count: int = 4) -> list[Case]:
     """``(velocity (n, d), x (n, d), t (n,))`` from a closed-form field, times in ``[0, 0.9)``."""
     generator = torch.Generator().manual_seed(seed)
@@ -375,7 +375,6 @@ def check_endpoint_estimate(estimate: Callable[..., Tensor]) -> bool:
 
 def check_group_advantages(advantage: Callable[..., Tensor]) -> bool:
     """Check ``advantage(reward, groups)``: ``(R − mean R)/std R`` within each of ``groups`` equal groups, ``(n,)``."""
-    from . import finetune
 
     generator = torch.Generator().manual_seed(3)
     cases = [(torch.randn(24, generator=generator) * 3 + 1, groups) for groups in (1, 2, 3, 4)]
@@ -392,7 +391,6 @@ def check_group_advantages(advantage: Callable[..., Tensor]) -> bool:
 
 def check_clipped_surrogate(surrogate: Callable[..., Tensor]) -> bool:
     """Check ``surrogate(ratio, advantage, clip)``, PPO's ``min(ρA, clip(ρ, 1 − ε, 1 + ε)·A)`` elementwise."""
-    from . import finetune
 
     generator = torch.Generator().manual_seed(4)
     cases = [(torch.rand(32, generator=generator) * 1.5 + 0.25, torch.randn(32, generator=generator), clip)
@@ -403,4 +401,146 @@ def check_clipped_surrogate(surrogate: Callable[..., Tensor]) -> bool:
          lambda r, a, c: r.clamp(1 - c, 1 + c) * a),
         ("max instead of min: the surrogate must be the pessimistic (smaller) of the two",
          lambda r, a, c: torch.maximum(r * a, r.clamp(1 - c, 1 + c) * a)),
+    ])
+
+
+# --- notebook 13: fast generators (13, 14, and the Jacobi pass of notebook 08) ---
+
+
+def _flowmap_cases(seed: int = 13, count: int = 4) -> list[Case]:
+    """``(u, teacher, x, s, t)`` in float64, where ``u`` is the exact average velocity of *another* Gaussian case,
+    so the correct target differs from ``u`` and each common mistake gives its own wrong answer."""
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for _ in range(count):
+        student = closed_form.GaussianToGaussian(tuple(torch.randn(2, generator=generator).tolist()), 0.4)
+        teacher = _gaussian_field(generator)
+        x = torch.randn(16, 2, generator=generator, dtype=torch.float64)
+        s = 0.5 * torch.rand(16, generator=generator, dtype=torch.float64)
+        t = s + (1 - s) * torch.rand(16, generator=generator, dtype=torch.float64)
+        cases.append((student.average_velocity, teacher, x, s, t))
+    return cases
+
+
+def check_flowmap_target(target: Callable[..., Tensor]) -> bool:
+    """Check ``target(u, teacher, x, s, t)``, the data-free flow-map target ``v_T(x + (t − s)·u, t) − (t − s)·∂_t u``."""
+
+    def parts(u, x, s, t):
+        _, du_dt = torch.func.jvp(u, (x, s, t), (torch.zeros_like(x), torch.zeros_like(s), torch.ones_like(t)))
+        return u(x, s, t), du_dt, (t - s)[:, None]
+
+    def at_start(u, v, x, s, t):
+        _, du, gap = parts(u, x, s, t)
+        return v(x, t) - gap * du
+
+    def at_time_s(u, v, x, s, t):
+        w, du, gap = parts(u, x, s, t)
+        return v(x + gap * w, s) - gap * du
+
+    def plus(u, v, x, s, t):
+        w, du, gap = parts(u, x, s, t)
+        return v(x + gap * w, t) + gap * du
+
+    def no_gap(u, v, x, s, t):
+        w, du, gap = parts(u, x, s, t)
+        return v(x + gap * w, t) - du
+
+    return compare(target, flowmap_target, _flowmap_cases(), "check_flowmap_target", [
+        ("the teacher is asked at the start point x: ask it where the student lands, x + (t − s)·u(x, s, t)", at_start),
+        ("the teacher is asked at time s: the end point X belongs to time t", at_time_s),
+        ("the correction has the wrong sign: u + (t − s)·∂_t u = v_T, so the target is v_T − (t − s)·∂_t u", plus),
+        ("∂_t u is missing its factor (t − s)", no_gap),
+    ], atol=1e-6)
+
+
+def _segment_cases() -> list[Case]:
+    generator = torch.Generator().manual_seed(14)
+    cases = []
+    for cuts in ([0.0, 0.5, 1.0], [0.0, 0.25, 0.5, 0.75, 1.0], [0.0, 0.1, 0.3, 0.6, 1.0]):
+        boundaries = torch.tensor(cuts)
+        t = torch.cat([boundaries, torch.rand(12, generator=generator)])  # every cut, both ends, random times
+        cases.append((t, boundaries))
+    return cases
+
+
+def check_segment(segment: Callable[..., Tensor]) -> bool:
+    """Check ``segment(t, boundaries)``: the index ``k`` with ``b_k ≤ t < b_{k+1}`` of each time (``t = 1``: the last one)."""
+
+    def left(t, b):
+        return torch.bucketize(t, b[1:-1], right=False)
+
+    def off_the_end(t, b):
+        return torch.bucketize(t, b[1:], right=True)
+
+    def uniform(t, b):
+        return (t * (len(b) - 1)).floor().long().clamp(max=len(b) - 2)
+
+    return compare(segment, segment_of, _segment_cases(), "check_segment", [
+        ("a time on a cut b_k goes to the segment that ends there: segment k starts at b_k (b_k ≤ t < b_{k+1})", left),
+        ("t = 1 falls off the end: the last segment also holds t = 1", off_the_end),
+        ("the segments are taken to be equal: use the cut times, not floor(t·M)", uniform),
+    ])
+
+
+def _latent_cases() -> list[Case]:
+    generator = torch.Generator().manual_seed(15)
+    cases = []
+    for steps in (1, 3, 8):
+        decoder = torch.nn.Linear(2, 6).double()
+        with torch.no_grad():
+            decoder.weight.copy_(torch.randn(6, 2, generator=generator, dtype=torch.float64))
+        cases.append((_gaussian_field(generator), decoder, torch.randn(16, 2, generator=generator, dtype=torch.float64), steps))
+    return cases
+
+
+def check_latent_sample(latent_sample: Callable[..., Tensor]) -> bool:
+    """Check ``latent_sample(velocity, decoder, z0, steps)``: Euler steps of the latent flow from ``z0``, then decode."""
+
+    def reference(v, decoder, z0, steps):
+        return decoder(solvers.integrate(v, z0, steps).x)
+
+    return compare(latent_sample, reference, _latent_cases(), "check_latent_sample", [
+        ("only one step was taken: integrate the whole grid of `steps` steps",
+         lambda v, d, z0, steps: d(solvers.integrate(v, z0, 1).x)),
+        ("the source point itself was decoded: integrate the latent flow first", lambda v, d, z0, steps: d(z0)),
+    ])
+
+
+def _jacobi_cases() -> list[Case]:
+
+    generator = torch.Generator().manual_seed(8)
+    cases = []
+    for reverse in (False, True, False):
+        block = AutoregressiveBlock(tokens=5, channels=2, width=8, layers=1, heads=2, reverse=reverse).double()
+        with torch.no_grad():
+            for p in block.parameters():
+                p.add_(0.3 * torch.randn(p.shape, generator=generator, dtype=torch.float64))
+        z = torch.randn(4, 5, 2, generator=generator, dtype=torch.float64)
+        cases.append((block._params, z, z + 0.5 * torch.randn(4, 5, 2, generator=generator, dtype=torch.float64)))
+    return cases
+
+
+def check_jacobi_step(step: Callable[..., Tensor]) -> bool:
+    """Check ``step(params, z, x)``, one Jacobi pass ``x_new = z·exp(α(x)) + μ(x)``, ``μ, α = params(x)``, all tokens at once."""
+
+    def reference(params, z, x):
+        shift, log_scale = params(x)
+        return z * torch.exp(log_scale) + shift
+
+    def forward_direction(params, z, x):
+        shift, log_scale = params(x)
+        return (z - shift) * torch.exp(-log_scale)
+
+    def from_z(params, z, x):
+        shift, log_scale = params(z)
+        return z * torch.exp(log_scale) + shift
+
+    def scale_not_exponentiated(params, z, x):
+        shift, log_scale = params(x)
+        return z * log_scale + shift
+
+    return compare(step, reference, _jacobi_cases(), "check_jacobi_step", [
+        ("this is the forward (density) direction (x − μ)·e^{−α}: sampling inverts it, x = z·e^{α} + μ", forward_direction),
+        ("μ and α were computed from z: they come from the current iterate x", from_z),
+        ("α is a log-scale: multiply by exp(α), not by α", scale_not_exponentiated),
     ])

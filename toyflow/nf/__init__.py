@@ -6,7 +6,7 @@
 - :mod:`~toyflow.nf.autoregressive`: MAF, masked autoregressive layers (MADE).
 - :mod:`~toyflow.nf.spline`: neural spline flow, rational-quadratic spline coupling layers.
 - :mod:`~toyflow.nf.tarflow`: TARFlow, causal-transformer blocks, inverted sequentially, by Jacobi
-  or by Gauss–Seidel–Jacobi iteration.
+  or by Gauss–Seidel–Jacobi iteration; STARFlow's deep–shallow arrangement and learned denoiser.
 - :mod:`~toyflow.nf.curves`: short noisy 2D curves, the toy sequences TARFlow learns.
 """
 
@@ -15,10 +15,10 @@ from .base import Flow, MaximumLikelihood, standard_normal_log_prob
 from .coupling import AffineCoupling, RealNVP
 from .curves import Curves
 from .spline import SplineCoupling, SplineFlow, rational_quadratic_spline
-from .tarflow import AutoregressiveBlock, CausalTransformer, Decoding, TARFlow
+from .tarflow import AutoregressiveBlock, CausalTransformer, Decoding, Denoiser, Denoising, TARFlow, Wander, deep_shallow
 
 __all__ = [
-    "MADE", "MAF", "AffineCoupling", "AutoregressiveBlock", "CausalTransformer", "Curves", "Decoding", "Flow",
-    "MaskedAutoregressive", "MaximumLikelihood", "RealNVP", "SplineCoupling", "SplineFlow", "TARFlow",
-    "rational_quadratic_spline", "standard_normal_log_prob",
+    "MADE", "MAF", "AffineCoupling", "AutoregressiveBlock", "CausalTransformer", "Curves", "Decoding", "Denoiser",
+    "Denoising", "Flow", "MaskedAutoregressive", "MaximumLikelihood", "RealNVP", "SplineCoupling", "SplineFlow", "TARFlow",
+    "Wander", "deep_shallow", "rational_quadratic_spline", "standard_normal_log_prob",
 ]

@@ -19,8 +19,18 @@ which is a fixed point ``x = g(x)``. Three ways to find it (Liu & Qin 2025, "GS-
 - **Gauss–Seidel–Jacobi**: split the tokens into groups of ``group``, solve the groups in order,
   each by Jacobi iteration. Sequential is ``group = 1``, Jacobi is ``group = T``: one function does all three.
 
+Jacobi pays off when it stops after far fewer than ``T`` passes: the error of an iterate shrinks each pass by
+about how strongly a token's shift and scale depend on the earlier tokens, so weakly coupled tokens (a point set
+rather than a curve), long sequences (the bound ``T`` grows, the passes needed do not) and a block close to the
+identity (``z`` is then a good first guess) all help. Blocks differ: ``group`` may be given per block, so a
+block that converges slowly is decoded in small groups and the easy ones in one (GS-Jacobi's ordering of blocks
+by how hard they converge; Zhang et al. 2025 decode the first block sequentially and the rest by Jacobi).
+
 TARFlow trains on slightly noised data (:class:`~toyflow.nf.base.MaximumLikelihood` with ``noise``);
-:meth:`~toyflow.nf.base.Flow.denoise` takes the noise back out of its samples.
+:meth:`~toyflow.nf.base.Flow.denoise` takes the noise back out of its samples with the flow's own score,
+a :class:`Denoiser` trained by :class:`Denoising` does it with one small forward pass (STARFlow's learned
+denoising step). :func:`deep_shallow` builds STARFlow's arrangement: one deep block next to the noise,
+several one-layer blocks after it.
 
 >>> import toyflow
 >>> toyflow.seed(0)
@@ -34,12 +44,14 @@ TARFlow trains on slightly noised data (:class:`~toyflow.nf.base.MaximumLikeliho
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .base import Flow, affine_forward, affine_inverse, check_positive, soft_clamp
+from ..train import model_device
+from .base import Flow, Samples, affine_forward, affine_inverse, check_positive, mlp, soft_clamp
 
 METHODS = ("sequential", "jacobi", "gs-jacobi")
 
@@ -174,38 +186,139 @@ class TARFlow(Flow):
     Args:
         tokens, channels: the shape of one sequence.
         blocks: number of blocks; the order is reversed in every second one.
-        width, layers, heads: size of each block's causal transformer.
+        width, heads: size of each block's causal transformer.
+        layers: transformer layers per block, one number for all, or one per block in the data-to-latent
+            order (the last block is the one next to the noise, decoded first).
     """
 
-    def __init__(self, tokens: int, channels: int = 2, blocks: int = 4, width: int = 64, layers: int = 2, heads: int = 4):
-        check_positive(tokens=tokens, channels=channels, blocks=blocks, width=width, layers=layers, heads=heads)
+    def __init__(
+        self, tokens: int, channels: int = 2, blocks: int = 4, width: int = 64, layers: int | Sequence[int] = 2, heads: int = 4
+    ):
+        per_block = [layers] * blocks if isinstance(layers, int) else list(layers)
+        if len(per_block) != blocks:
+            raise ValueError(f"layers must be an int or one int per block ({blocks}), got {len(per_block)} values")
+        check_positive(tokens=tokens, channels=channels, blocks=blocks, width=width, heads=heads)
+        check_positive(**{f"layers[{k}]": n for k, n in enumerate(per_block)})
         if width % heads:
             raise ValueError(f"width must be divisible by heads, got width={width}, heads={heads}")
-        super().__init__([AutoregressiveBlock(tokens, channels, width, layers, heads, reverse=k % 2 == 1)
-                          for k in range(blocks)], (tokens, channels))
+        super().__init__([AutoregressiveBlock(tokens, channels, width, n, heads, reverse=k % 2 == 1)
+                          for k, n in enumerate(per_block)], (tokens, channels))
 
     def decode(
-        self, z: Tensor, method: str = "jacobi", group: int | None = None, tol: float = 1e-5, max_iterations: int | None = None
+        self, z: Tensor, method: str = "jacobi", group: int | Sequence[int] | None = None, tol: float = 1e-5,
+        max_iterations: int | None = None,
     ) -> Decoding:
         """Invert the flow from latents ``z`` ``(n, T, c)`` with ``method``, counting the network passes.
 
         Args:
             method: ``"sequential"`` (groups of 1), ``"jacobi"`` (one group of all ``T`` tokens) or
                 ``"gs-jacobi"`` (groups of ``group`` tokens, default ``√T`` rounded).
+            group: for ``"gs-jacobi"``, the group size, or one size per block in decoding order (the block
+                next to the noise first): small groups for blocks that converge slowly, ``T`` for easy ones.
             tol: a group has converged when no token moves by more than ``tol``.
             max_iterations: cap on the Jacobi iterations of each group (to watch the error fall).
         """
         self._check(z, "z")
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-        tokens = self.event_shape[0]
+        tokens, blocks = self.event_shape[0], len(self.layers)
         default_group = max(1, round(tokens**0.5))
         size = {"sequential": 1, "jacobi": tokens, "gs-jacobi": default_group if group is None else group}[method]
-        check_positive(group=size)
+        sizes = [size] * blocks if isinstance(size, int) else list(size)
+        if len(sizes) != blocks:
+            raise ValueError(f"group must be an int or one int per block ({blocks}), got {len(sizes)} values")
+        check_positive(**{"group" if isinstance(size, int) else f"group[{k}]": n for k, n in enumerate(sizes)})
         if max_iterations is not None:
             check_positive(max_iterations=max_iterations)
         x, log_det, iterations = z, z.new_zeros(len(z)), []
-        for block in reversed(self.layers):  # from the latent side to the data side
-            x, block_log_det, passes = block.solve(x, size, tol, max_iterations)
+        for block, block_group in zip(reversed(self.layers), sizes):  # from the latent side to the data side
+            x, block_log_det, passes = block.solve(x, block_group, tol, max_iterations)
             log_det, iterations = log_det + block_log_det, iterations + [passes]
         return Decoding(x, log_det, iterations)
+
+
+@dataclass
+class Wander:
+    """Toy sequences with a dial for how much the tokens depend on each other: 2D points ``(n, length, 2)`` with
+    ``x_0 = ε_0``, ``x_t = ρ·x_{t−1} + √(1 − ρ²)·ε_t``, ``ε_t ~ N(0, I)`` (a Gaussian AR(1) walk; every token is
+    ``N(0, I)``). ``ρ = 0``: independent tokens; ``ρ → 1``: each token nearly fixed by the one before, like a curve.
+    (A sibling of :class:`~toyflow.nf.curves.Curves`, kept next to the decoders whose speed it explains.)
+
+    Args:
+        length: tokens per sequence; rho: the dependence ``ρ`` in ``[0, 1)``.
+    """
+
+    length: int = 64
+    rho: float = 0.3
+
+    def __post_init__(self):
+        check_positive(length=self.length)
+        if not 0 <= self.rho < 1:
+            raise ValueError(f"rho must be in [0, 1), got {self.rho}")
+
+    def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> Tensor:
+        check_positive(n=n)
+        if device is None:
+            device = generator.device if generator is not None else torch.device("cpu")
+        noise = torch.randn(n, self.length, 2, generator=generator, device=device)
+        tokens = [noise[:, 0]]
+        for t in range(1, self.length):
+            tokens.append(self.rho * tokens[-1] + math.sqrt(1 - self.rho**2) * noise[:, t])
+        return torch.stack(tokens, 1)
+
+
+def deep_shallow(
+    tokens: int, channels: int = 2, shallow: int = 3, deep_layers: int = 4, width: int = 64, heads: int = 4
+) -> TARFlow:
+    """STARFlow's arrangement (Gu et al. 2025): one deep block of ``deep_layers`` transformer layers next to the
+    noise, decoded first, then ``shallow`` blocks of one layer each towards the data.
+
+    The deep block carries most of the parameters and of the dependence between tokens; the shallow blocks are
+    cheap passes that reshape the result. Decoding can treat them differently (``group`` per block)."""
+    return TARFlow(tokens, channels, blocks=shallow + 1, width=width, layers=[1] * shallow + [deep_layers], heads=heads)
+
+
+class Denoiser(nn.Module):
+    """A learned denoising step for sequences ``(n, T, c)``: ``x̂ = x + r(x)``, ``r`` an MLP on the whole sequence
+    (started at zero, so an untrained denoiser is the identity). STARFlow learns its denoising step instead of
+    taking Tweedie's step with the flow's score: one small forward pass instead of a backward pass through the flow.
+
+    Args:
+        tokens, channels: the sequence shape; hidden, depth: the MLP's size.
+    """
+
+    def __init__(self, tokens: int, channels: int = 2, hidden: int = 256, depth: int = 2):
+        super().__init__()
+        check_positive(tokens=tokens, channels=channels, hidden=hidden, depth=depth)
+        self.event_shape = (tokens, channels)
+        self.net = mlp(tokens * channels, tokens * channels, hidden, depth)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[1:]) != self.event_shape:
+            raise ValueError(f"x must have shape (n, {self.event_shape[0]}, {self.event_shape[1]}), got {tuple(x.shape)}")
+        return x + self.net(x.flatten(1)).view_as(x)
+
+
+@dataclass
+class Denoising:
+    """The denoiser's objective ``E‖D(x + σε) − x‖²`` (per coordinate) on fresh batches of ``data``: its minimiser is
+    ``E[x | x + σε]``, the posterior mean that Tweedie's formula computes from the score (:meth:`Flow.denoise`).
+
+    Args:
+        data: anything with ``sample(n, generator, device)``; noise: ``σ``, the flow's training noise.
+    """
+
+    data: Samples
+    noise: float
+    batch_size: int = 256
+
+    def __post_init__(self):
+        check_positive(batch_size=self.batch_size)
+        if not self.noise > 0:
+            raise ValueError(f"noise must be > 0 (the flow's training noise), got {self.noise}")
+
+    def __call__(self, model: Denoiser, generator: torch.Generator | None = None) -> Tensor:
+        device = generator.device if generator is not None else model_device(model)
+        x = self.data.sample(self.batch_size, generator, device)
+        noised = x + self.noise * torch.randn(x.shape, generator=generator, device=device)
+        return (model(noised) - x).pow(2).mean()

@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+import toyflow
+from toyflow import couplings, data, metrics, models
+from toyflow.flow_matching import FlowMatching
+from toyflow.latent import Autoencoder, Encoded, Lifted, Reconstruction, sample
+from toyflow.train import fit
+
+
+def test_projection_undoes_the_noise_free_lift(generator):
+    lifted = Lifted("moons", dim=32, noise=0.0)
+    y = data.get("moons").sample(500, generator)
+    x = lifted.lift(y)
+    assert x.shape == (500, 32)
+    torch.testing.assert_close(lifted.project(x), y, atol=1e-5, rtol=0)
+    assert (x - torch.cat([y, torch.zeros(500, 30)], 1) @ lifted.rotation.T).norm(dim=1).mean() > 1, "the lift must bend"
+
+
+def test_the_map_is_fixed_by_its_seed_and_the_noise_is_isotropic(generator):
+    a, b, c = Lifted(seed=0), Lifted(seed=0), Lifted(seed=1)
+    assert torch.equal(a.rotation, b.rotation) and not torch.equal(a.rotation, c.rotation)
+    noisy = Lifted("moons", dim=16, noise=0.1).sample(20000, torch.Generator().manual_seed(3))
+    clean = Lifted("moons", dim=16, noise=0.0).sample(20000, torch.Generator().manual_seed(3))  # the same 2D points
+    noise = noisy - clean
+    assert noise.std().item() == pytest.approx(0.1, rel=0.03)
+    assert (noise.T @ noise / len(noise) - 0.01 * torch.eye(16)).abs().max() < 0.002  # isotropic
+
+
+def test_calibrated_latents_are_standardised(generator):
+    lifted = Lifted(dim=8)
+    toyflow.seed(0)
+    autoencoder = Autoencoder(8, latent=2, hidden=16)
+    autoencoder.calibrate(lifted.sample(4000, generator))
+    z = Encoded(lifted, autoencoder).sample(4000, generator)
+    assert z.shape == (4000, 2)
+    assert z.mean(0).abs().max() < 0.1 and (z.std(0) - 1).abs().max() < 0.1
+    torch.testing.assert_close(autoencoder.decode(autoencoder.encode(z.new_zeros(1, 8))), autoencoder(z.new_zeros(1, 8)))
+
+
+def test_latent_flow_matching_end_to_end(generator):
+    lifted = Lifted("moons", dim=8, noise=0.02)
+    toyflow.seed(0)
+    autoencoder = Autoencoder(8, latent=2, hidden=64)
+    history = fit(autoencoder, Reconstruction(lifted, batch_size=128), 400, lr=3e-3, progress=False)
+    assert history.loss[-1] < 0.1 * history.loss[0], "the autoencoder should reconstruct the lifted data"
+    autoencoder.calibrate(lifted.sample(4000, generator))
+    flow = models.VelocityMLP(hidden=64)
+    pairs = couplings.PairSampler(data.Gaussian((0.0, 0.0)), Encoded(lifted, autoencoder))
+    fit(flow, FlowMatching(pairs, batch_size=128), 400, lr=1e-2, progress=False)
+    z0 = torch.randn(500, 2, generator=generator)
+    solution = sample(flow, autoencoder, z0, steps=20)
+    assert solution.x.shape == (500, 8) and solution.nfe == 20
+    reference = lifted.project(lifted.sample(500, generator))
+    with torch.no_grad():
+        untrained = metrics.w2(lifted.project(autoencoder.decode(z0)), reference)  # decoding the source, no flow
+    trained = metrics.w2(lifted.project(solution.x), reference)
+    assert trained < 0.5 * untrained, f"W2 in the 2D coordinates: {trained:.3f} with the latent flow, {untrained:.3f} without"
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="dim .* must be an int >= 3, got 2"):
+        Lifted(dim=2)
+    with pytest.raises(ValueError, match="noise must be >= 0"):
+        Lifted(noise=-0.1)
+    with pytest.raises(ValueError, match="unknown"):
+        Lifted(data_name="nothing")
+    with pytest.raises(ValueError, match=r"latent must be an int in \[1, dim = 8\), got 8"):
+        Autoencoder(8, latent=8)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 8\), got \(2, 3\)"):
+        Autoencoder(8).encode(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"z must have shape \(n, 2\), got \(2, 3\)"):
+        Autoencoder(8).decode(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 32\)"):
+        Lifted().project(torch.zeros(2, 3))
+
+
+def test_the_latent_sampler_checker(capsys):
+    from toyflow import exercises, solvers
+
+    assert exercises.check_latent_sample(lambda v, decoder, z0, steps: decoder(solvers.integrate(v, z0, steps).x))
+    for mistake, words in ((lambda v, d, z0, steps: d(solvers.integrate(v, z0, 1).x), "only one step"),
+                           (lambda v, d, z0, steps: d(z0), "source point itself was decoded")):
+        assert not exercises.check_latent_sample(mistake)
+        assert words in capsys.readouterr().out
