@@ -116,13 +116,11 @@ def flow_maps(task, budget: float, lr: float) -> list[dict]:
     )
     pairs = rectify.sample_pairs(rounds[1].model, task.source.sample(5000, torch.Generator().manual_seed(1)), 25)
     left = budget - (time.perf_counter() - start)
-    student = rectify.distill(
-        rounds[1].model,
-        pairs,
-        max(100, int(left / seconds_per_step(models.VelocityMLP, rectify.Distillation(pairs)))),
-        lr=1e-3,
+    student = rounds[1].model  # distillation trains in place
+    rectify.distill(
+        student, pairs, max(100, int(left / seconds_per_step(models.VelocityMLP, rectify.Distillation(pairs)))), lr=1e-3,
         progress=False,
-    )[0]
+    )
     rows.append(
         row(
             task,
