@@ -39,6 +39,11 @@ def _require(condition: bool, reason: str) -> None:
     pytest.skip(f"{reason}; install it with: {INSTALL}")
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # no line per request in the test output
+        pass
+
+
 @pytest.fixture(scope="module")
 def site():
     _require(_chromium() is not None, "no Chromium found")
@@ -50,8 +55,7 @@ def site():
     started = time.perf_counter()
     pages = course.build_site(out)
     print(f"make site: {len(pages)} pages in {time.perf_counter() - started:.1f} s")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(_QuietHandler, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield out, pages, f"http://127.0.0.1:{server.server_address[1]}"
