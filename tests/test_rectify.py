@@ -25,6 +25,8 @@ def test_rectifying_the_exact_flow_gives_the_linear_ot_map():
     torch.testing.assert_close(pairs.z1, _ot_map(z0), atol=1e-7, rtol=0)
     adaptive = rectify.sample_pairs(CASE.velocity, z0, method="adaptive")
     torch.testing.assert_close(adaptive.z1, _ot_map(z0), atol=1e-4, rtol=0)
+    default = rectify.sample_pairs(CASE.velocity, z0.float())  # 25 RK4 steps: accurate to float32's needs
+    torch.testing.assert_close(default.z1, _ot_map(z0).float(), atol=1e-4, rtol=0)
 
 
 def test_rectified_pairs_cost_less_than_independent_pairs_in_closed_form():

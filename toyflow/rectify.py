@@ -38,11 +38,13 @@ from .solvers import Velocity, integrate, integrate_adaptive
 from .train import History, draw_device, fit, model_device
 
 
-def sample_pairs(velocity: Velocity, z0: Tensor, steps: int = 100, method: str = "rk4") -> FixedPairs:
+def sample_pairs(velocity: Velocity, z0: Tensor, steps: int = 25, method: str = "rk4") -> FixedPairs:
     """Rectify a flow: the pairs ``(z0, φ_{0→1}(z0))`` of ``z0`` ``(n, d)`` and where the flow carries it.
 
     The ODE is solved accurately (``method="rk4"`` with ``steps`` steps, or ``"adaptive"`` for
-    torchdiffeq's Dormand–Prince): the next round learns these pairs, solver error included.
+    torchdiffeq's Dormand–Prince): the next round learns these pairs, solver error included. 25 RK4
+    steps land within about 1e-5 of a tight adaptive solve on a trained 1-RF (100 steps reach float32's
+    rounding floor at 4× the cost), far below any W2 a 2D sample can resolve.
     A teacher that sends some points to NaN or inf raises a ``ValueError`` here.
     """
     z1 = integrate_adaptive(velocity, z0).x if method == "adaptive" else integrate(velocity, z0, steps, method).x
@@ -83,7 +85,7 @@ class Round:
 
 def rectified_flow(
     source: Distribution, target: Distribution, rounds: int = 2, steps: int = 5000, num_pairs: int = 20000,
-    model: nn.Module | None = None, pair_steps: int = 100, seed: int = 0, progress: bool = True,
+    model: nn.Module | None = None, pair_steps: int = 25, seed: int = 0, progress: bool = True,
     **reflow_kwargs,
 ) -> list[Round]:
     """Train 1-RF on independent pairs, then ``rounds − 1`` reflow rounds, each warm-started from the last.
