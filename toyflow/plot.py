@@ -251,7 +251,9 @@ def density(
     image = ax.imshow(values, extent=box, origin="lower", cmap=cmap)
     ax.tick_params(labelsize=7)
     if colorbar:
-        ax.figure.colorbar(image, ax=ax, shrink=0.75, pad=0.02).set_label("density p(x)", fontsize=8)
+        bar = ax.figure.colorbar(image, ax=ax, shrink=0.75, pad=0.03)
+        bar.ax.set_xlabel("p(x)", fontsize=8)  # below, not beside: neighbouring panels keep their room
+        bar.ax.tick_params(labelsize=7)
     return ax
 
 
