@@ -30,8 +30,9 @@ demo: $(VENV)/.core  ## the main job: 1-RF and two reflow rounds, figures and me
 
 # Two pytest workers with one torch thread each use both cores without the thread contention that slows torch down
 # (each notebook stays in one worker: --dist loadfile). The browser test needs Chromium: `.ci/run` installs it.
+# 00_tour is executed by tests/test_course.py's Colab-like session, from the installed wheel, so nbval skips it.
 test: $(VENV)/.dev  ## unit tests, doctests, every notebook executed top to bottom, the course website in Chromium
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10 tests toyflow --nbval-lax --nbval-current-env notebooks
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10 tests toyflow --nbval-lax --nbval-current-env notebooks --deselect notebooks/00_tour.ipynb
 
 notebooks: $(VENV)/.dev  ## re-execute the notebooks in place, with their outputs
 	MPLBACKEND=module://matplotlib_inline.backend_inline $(BIN)/jupyter nbconvert --to notebook --execute --inplace \

@@ -6,7 +6,8 @@ from toyflow.cli import main
 
 
 def test_reflow_writes_its_figures_animation_and_metrics(tmp_path, capsys):
-    main(["reflow", "--steps", "30", "--pairs", "200", "--rounds", "1", "--out", str(tmp_path), "--no-progress"])
+    main(["reflow", "--steps", "30", "--pairs", "200", "--rounds", "1", "--eval-points", "300", "--out", str(tmp_path),
+          "--no-progress"])
     for name in ("trajectories.png", "reflow.gif", "reflow.html", "metrics.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     result = json.loads((tmp_path / "metrics.json").read_text())
@@ -16,7 +17,7 @@ def test_reflow_writes_its_figures_animation_and_metrics(tmp_path, capsys):
 
 
 def test_train_writes_trajectories_and_metrics(tmp_path):
-    main(["train", "--steps", "20", "--out", str(tmp_path), "--no-progress", "--coupling", "ot"])
+    main(["train", "--steps", "20", "--eval-points", "300", "--out", str(tmp_path), "--no-progress", "--coupling", "ot"])
     assert (tmp_path / "trajectories.png").exists()
     assert json.loads((tmp_path / "metrics.json").read_text())["coupling"] == "ot"
 
@@ -31,6 +32,7 @@ def test_train_writes_trajectories_and_metrics(tmp_path):
         (["train", "--steps", "-3"], "--steps must be >= 1, got -3"),
         (["train", "--coupling", "magic"], "argument --coupling: invalid choice: 'magic'"),
         (["reflow", "--lr", "0"], "--lr must be > 0, got 0.0"),
+        (["train", "--eval-points", "1"], "--eval-points must be >= 2, got 1"),
         (["fly"], "invalid choice: 'fly'"),
     ],
 )

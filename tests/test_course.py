@@ -79,10 +79,12 @@ def test_a_colab_like_session_runs_the_tour_from_the_wheel_alone(tmp_path):
     started = time.perf_counter()
     dist, venv, session = tmp_path / "dist", tmp_path / "venv", tmp_path / "session"
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT)], check=True)
+    # The test environment already has the build backend: no isolated build environment to download and install.
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)],
+                   check=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(pip + [f"torch=={torch.__version__.split('+')[0]}"], check=True)  # the CPU wheel, as `make` pins it
-    subprocess.run(pip + [str(next(dist.glob("toyflow-*.whl"))), "nbclient", "ipykernel"], check=True)
+    torch_pin = f"torch=={torch.__version__.split('+')[0]}"  # the CPU wheel, as `make` pins it
+    subprocess.run(pip + [torch_pin, str(next(dist.glob("toyflow-*.whl"))), "nbclient", "ipykernel"], check=True)
     installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json"], check=True,
                                capture_output=True, text=True).stdout
     names = {package["name"].lower() for package in json.loads(installed)}

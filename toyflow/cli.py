@@ -50,7 +50,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for data, initialisation and training (%(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train (%(default)s)")
     parser.add_argument("--out", type=Path, default=Path("out"), help="folder for the figures and metrics (%(default)s)")
+    parser.add_argument("--eval-points", type=int, default=2000,
+                        help="source and target points for the metrics and figures (%(default)s; exact W2 costs O(n³))")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def _check_counts(args: argparse.Namespace, *names: str) -> None:
+    """Each named option must be a count >= 1 (>= 2 for the evaluation points, which W2 compares as sets)."""
+    for name in names:
+        least = 2 if name == "eval_points" else 1
+        if getattr(args, name) < least:
+            raise SystemExit(f"error: --{name.replace('_', '-')} must be >= {least}, got {getattr(args, name)}")
 
 
 def train_command(args: argparse.Namespace) -> dict:
@@ -60,8 +70,7 @@ def train_command(args: argparse.Namespace) -> dict:
     matplotlib.use("Agg")
     from . import plot
 
-    if args.steps < 1:
-        raise SystemExit(f"error: --steps must be >= 1, got {args.steps}")
+    _check_counts(args, "steps", "eval_points")
     _output_folder(args.out)
     device = _device(args.device)
     torch.manual_seed(args.seed)
@@ -71,7 +80,7 @@ def train_command(args: argparse.Namespace) -> dict:
     history = fit(model, objective, args.steps, seed=args.seed, progress=not args.no_progress,
                   description=f"{args.coupling} flow matching")
     generator = torch.Generator(device).manual_seed(args.seed + 1)
-    x0, x1 = source.sample(2000, generator), target.sample(2000, generator)
+    x0, x1 = source.sample(args.eval_points, generator), target.sample(args.eval_points, generator)
     result = {
         "source": args.source, "target": args.target, "coupling": args.coupling, "steps": args.steps,
         "train_seconds": round(history.seconds, 2),
@@ -95,9 +104,7 @@ def reflow_command(args: argparse.Namespace) -> list[dict]:
     matplotlib.use("Agg")
     from . import plot
 
-    for name in ("steps", "pairs"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"error: --{name} must be >= 1, got {getattr(args, name)}")
+    _check_counts(args, "steps", "pairs", "eval_points")
     if args.rounds < 0:
         raise SystemExit(f"error: --rounds (reflow rounds after 1-RF) must be >= 0, got {args.rounds}")
     if not args.lr > 0:
@@ -109,7 +116,7 @@ def reflow_command(args: argparse.Namespace) -> list[dict]:
     rounds = rectify.rectified_flow(source, target, args.rounds + 1, args.steps, args.pairs, VelocityMLP().to(device),
                                     seed=args.seed, progress=not args.no_progress, lr=args.lr)
     generator = torch.Generator(device).manual_seed(args.seed + 1)
-    x0, x1 = source.sample(2000, generator), target.sample(2000, generator)
+    x0, x1 = source.sample(args.eval_points, generator), target.sample(args.eval_points, generator)
     table = [{"round": r.name, "train seconds": round(r.history.seconds, 2), **metrics.flow_summary(r.model, x0, x1)}
              for r in rounds]
     paths = {r.name: solvers.integrate(r.model, x0[:500], steps=60, return_path=True).path for r in rounds}
