@@ -23,10 +23,11 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.lines import Line2D
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from torch import Tensor
 
 SOURCE_COLOR, TARGET_COLOR = "#3b6fb6", "#e1712b"
+REFERENCE_COLOR = "0.6"  #: grey of the reference points that samples are drawn against
 #: time runs from the source's colour (t = 0) through purple to the target's colour (t = 1)
 TIME_CMAP = LinearSegmentedColormap.from_list("toyflow_time", [SOURCE_COLOR, "#8e5bb0", TARGET_COLOR])
 Box = tuple[float, float, float, float]  # (xmin, xmax, ymin, ymax)
@@ -271,7 +272,9 @@ def nfe_curve(
     if floor is not None:
         ax.axhline(floor, color="0.5", linestyle="--", linewidth=1, label=f"floor {floor:.3f}")
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_major_locator(FixedLocator(sorted({k for curve in results.values() for k in curve})))  # the NFEs measured
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set_xlabel("NFE (network evaluations per sample)")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
