@@ -42,7 +42,7 @@ def test_rectified_pairs_cost_less_than_independent_pairs_in_closed_form():
 
 def test_learned_1rf_pairs_match_the_ot_map_and_2rf_is_nearly_straight():
     toyflow.seed(0)
-    rounds = rectify.rectified_flow(CASE.source, CASE.target, rounds=2, steps=1500, num_pairs=5000,
+    rounds = rectify.rectified_flow(CASE.source, CASE.target, rounds=2, steps=1000, num_pairs=5000,
                                     model=VelocityMLP(hidden=64), progress=False, lr=3e-3)
     z0 = CASE.source.sample(2000, torch.Generator().manual_seed(2))
     pairs = rectify.sample_pairs(rounds[0].model, z0)
@@ -78,7 +78,7 @@ def test_path_step_recovers_a_pair_and_lands_on_it_in_one_step():
 @pytest.fixture(scope="module")
 def moons_rounds():
     toyflow.seed(0)
-    return rectify.rectified_flow(data.get("8gaussians"), data.get("moons"), rounds=2, steps=1500, num_pairs=5000,
+    return rectify.rectified_flow(data.get("8gaussians"), data.get("moons"), rounds=2, steps=1000, num_pairs=5000,
                                   model=VelocityMLP(hidden=64), progress=False, lr=3e-3)
 
 
@@ -96,7 +96,7 @@ def test_rounds_are_separate_warm_started_copies(moons_rounds):
     assert first.pairs is None and len(second.pairs.z0) == 5000
     assert first.model is not second.model
     assert not torch.equal(first.model.net[0].weight, second.model.net[0].weight)
-    assert second.history.steps == 1500
+    assert second.history.steps == 1000
 
 
 def test_distillation_reproduces_the_teachers_one_step_map():
