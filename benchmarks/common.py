@@ -15,6 +15,7 @@ compare with the ones measured with torchcfm, and report both floors.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
@@ -74,7 +75,34 @@ def median_seconds(function: Callable[[], object], repeats: int = 7, number: int
     return statistics.median(times)
 
 
-def save(name: str, result: dict) -> Path:
+def parser(doc: str) -> argparse.ArgumentParser:
+    """Every benchmark's command line: its module docstring as help, and ``--threads`` (see :func:`pin_threads`)."""
+    command = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--threads", type=int, default=1,
+                         help="torch threads (%(default)s): the small MLPs gain nothing from more, and on a shared CPU "
+                              "several threads per process stall each other")
+    return command
+
+
+def pin_threads(threads: int) -> float:
+    """Pin torch's intra-op threads the same way in every benchmark; return the start time for :func:`save`."""
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    torch.set_num_threads(threads)
+    return time.perf_counter()
+
+
+def median_and_worst(values: list[float], worst=max) -> dict:
+    """``{"median": …, "worst": …}`` over seeds (``worst=max`` for a loss or a distance, ``min`` for a reward)."""
+    return {"median": statistics.median(values), "worst": worst(values)}
+
+
+def save(name: str, result: dict, started: float | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json``; with ``started`` (from :func:`pin_threads`) record and print the total wall time."""
+    result = {**result, "threads": torch.get_num_threads()}
+    if started is not None:
+        result["total wall s"] = time.perf_counter() - started
+        print(f"total wall time {result['total wall s']:.0f} s (torch threads: {result['threads']})")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2))
