@@ -45,6 +45,11 @@ class Task:
     def score(self, samples: torch.Tensor) -> float:
         return metrics.w2(samples, self.x1)
 
+    def floors(self) -> str:
+        """The two W2 floors in words, printed before a table."""
+        return (f"W2 floors: two stratified reference sets {self.floor:.3f}; i.i.d. target draws vs the reference "
+                f"{self.iid_floor:.3f} (median of 5; a perfect sampler scores about this)\n")
+
 
 def stratified_moons(n: int, generator: torch.Generator) -> torch.Tensor:
     """torchcfm's moons reference: n/2 evenly spaced angles per moon, one U(0, 0.2) added to both coordinates, ×3 − 1."""
@@ -76,13 +81,22 @@ def median_seconds(function: Callable[[], object], repeats: int = 7, number: int
     return statistics.median(times)
 
 
-def parser(doc: str) -> argparse.ArgumentParser:
-    """Every benchmark's command line: its module docstring as help, and ``--threads`` (see :func:`pin_threads`)."""
+def parser(doc: str, seeds: list[int] | None = None) -> argparse.ArgumentParser:
+    """Every benchmark's command line: its module docstring as help, ``--threads`` (see :func:`pin_threads`) and,
+    when ``seeds`` is given, ``--seeds`` with that default."""
     command = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     command.add_argument("--threads", type=int, default=1,
                          help="torch threads (%(default)s): the small MLPs gain nothing from more, and on a shared CPU "
                               "several threads per process stall each other")
+    if seeds is not None:
+        command.add_argument("--seeds", type=int, nargs="+", default=seeds, help="one run per seed (%(default)s)")
     return command
+
+
+def parse(command: argparse.ArgumentParser) -> tuple[argparse.Namespace, float]:
+    """Parse the command line and pin the threads: ``(args, start time for save)``."""
+    args = command.parse_args()
+    return args, pin_threads(args.threads)
 
 
 def pin_threads(threads: int) -> float:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import median_seconds, parser, pin_threads, save, torchcfm_task
+from common import median_seconds, parse, parser, save, torchcfm_task
 
 import toyflow
 from toyflow import blockwise, couplings, data, flowmap, latent, meanflow, metrics, models, nf, plot, rectify, solvers
@@ -282,8 +282,7 @@ def main() -> None:
     command.add_argument("--budget", type=float, default=30.0, help="training seconds per method (%(default)s)")
     command.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (%(default)s)")
     command.add_argument("--parts", default="flowmap,blockwise,latent,tarflow", help="which parts to run (%(default)s)")
-    args = command.parse_args()
-    started = pin_threads(args.threads)
+    args, started = parse(command)
     task = torchcfm_task()
     result = {"settings": vars(args), "floor_w2": task.floor, "iid_floor_w2": task.iid_floor}
     print(f"W2 floors: stratified {task.floor:.3f}, i.i.d. {task.iid_floor:.3f}\n")

@@ -28,8 +28,8 @@ from common import (
     TorchcfmMatcher,
     median_and_worst,
     median_seconds,
+    parse,
     parser,
-    pin_threads,
     save,
     torchcfm_available,
     torchcfm_task,
@@ -130,23 +130,20 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def main() -> None:
-    command = parser(__doc__)
+    command = parser(__doc__, seeds=[0, 1, 2])
     command.add_argument("--budgets", type=float, nargs="+", default=[5.0, 20.0], help="training seconds (%(default)s)")
     command.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of toyflow's recipe (%(default)s)")
-    command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed (%(default)s)")
     command.add_argument("--repeats", type=int, default=5, help="repeats of each sampling timing; medians (%(default)s)")
     command.add_argument("--swap-steps", type=int, default=1500,
                          help="steps of the matcher-swapped comparison; 0 skips it (%(default)s)")
     command.add_argument("--torchcfm-steps", type=int, default=4000,
                          help="steps of torchcfm's README recipe (the README trains 20000); 0 skips it (%(default)s)")
-    args = command.parse_args()
-    started = pin_threads(args.threads)
+    args, started = parse(command)
 
     task = torchcfm_task()
     result = {"task": "8gaussians -> moons (torchcfm)", "eval_size": len(task.x1), "floor_w2": task.floor,
               "iid_floor_w2": task.iid_floor, "settings": vars(args)}
-    print(f"W2 floors: two stratified reference sets {task.floor:.3f}; "
-          f"i.i.d. target draws vs the reference {task.iid_floor:.3f}\n")
+    print(task.floors())
 
     result["sampling"] = sampling_speed(args.repeats)
     print(plot.markdown_table(result["sampling"], 4), "\n")

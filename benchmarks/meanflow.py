@@ -21,7 +21,7 @@ import statistics
 import time
 
 import torch
-from common import parser, pin_threads, save, torchcfm_task
+from common import parse, parser, save, torchcfm_task
 
 from toyflow import couplings, models, plot, rectify, solvers
 from toyflow.flow_matching import FlowMatching
@@ -121,9 +121,8 @@ def summarise(rows: list[dict], method: str) -> dict:
 
 
 def main() -> None:
-    command = parser(__doc__)
+    command = parser(__doc__, seeds=[0, 1, 2])
     command.add_argument("--budget", type=float, default=10.0, help="training seconds per method and seed (%(default)s)")
-    command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every method (%(default)s)")
     command.add_argument("--lr", type=float, default=1e-2, help="peak lr of MeanFlow and SplitMeanFlow (%(default)s)")
     command.add_argument("--baseline-lrs", type=float, nargs="+", default=[2e-3, 5e-3, 1e-2],
                          help="lr grid of the flow-matching baselines (%(default)s)")
@@ -133,14 +132,12 @@ def main() -> None:
     command.add_argument("--repeats", type=int, default=3, help="repeats of the step timing; medians (%(default)s)")
     command.add_argument("--num-pairs", type=int, default=5000, help="rectified pairs for 2-RF and distillation (%(default)s)")
     command.add_argument("--pair-steps", type=int, default=25, help="RK4 steps that rectify each pair (%(default)s)")
-    args = command.parse_args()
-    started = pin_threads(args.threads)
+    args, started = parse(command)
 
     task = torchcfm_task()
     result = {"task": "8gaussians -> moons (torchcfm)", "eval_size": len(task.x1), "floor_w2": task.floor,
               "iid_floor_w2": task.iid_floor, "settings": vars(args)}
-    print(f"W2 floors: two stratified reference sets {task.floor:.3f}; "
-          f"i.i.d. target draws vs the reference {task.iid_floor:.3f}\n")
+    print(task.floors())
 
     cost = step_cost(task, args.batch, args.repeats)
     result["step_cost"] = [

@@ -23,7 +23,7 @@ import statistics
 import time
 
 import torch
-from common import median_and_worst, parser, pin_threads, save, steps_in, torchcfm_task
+from common import median_and_worst, parse, parser, save, steps_in, torchcfm_task
 
 import toyflow
 from toyflow import couplings, data, metrics, models, nf, plot, rectify, solvers
@@ -101,18 +101,15 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def main() -> None:
-    command = parser(__doc__)
-    command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed (%(default)s)")
+    command = parser(__doc__, seeds=[0, 1, 2])
     command.add_argument("--parts", nargs="+", default=["fm", "one-step", "nf"], help="which moonshots (%(default)s)")
     command.add_argument("--fm-budget", type=float, default=20.0, help="flow-matching training s (%(default)s)")
     command.add_argument("--one-step-budget", type=float, default=45.0, help="one-step pipeline s (%(default)s)")
     command.add_argument("--nf-budget", type=float, default=45.0, help="SplineFlow training s, below 60 (%(default)s)")
-    args = command.parse_args()
-    started = pin_threads(args.threads)
+    args, started = parse(command)
 
     task = torchcfm_task()
-    print(f"W2 floors: two stratified reference sets {task.floor:.3f}; i.i.d. target draws vs the reference "
-          f"{task.iid_floor:.3f} (median of 5)\n")
+    print(task.floors())
     rows = []
     for seed in args.seeds:
         if "fm" in args.parts:

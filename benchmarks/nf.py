@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from common import median_and_worst, median_seconds, parser, pin_threads, save, steps_in
+from common import median_and_worst, median_seconds, parse, parser, save, steps_in
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -182,15 +182,13 @@ def tarflow_decoding(steps: int, repeats: int) -> tuple[float, list[dict]]:
 
 
 def main() -> None:
-    command = parser(__doc__)
+    command = parser(__doc__, seeds=[0, 1, 2])
     command.add_argument("--budgets", type=float, nargs="+", default=[15.0], help="training seconds per model (%(default)s)")
-    command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed (%(default)s)")
     command.add_argument("--tune-budget", type=float, default=4.0, help="training seconds of each tuning run (%(default)s)")
     command.add_argument("--data", nargs="+", default=["8gaussians"], help="data sets (%(default)s); e.g. 8gaussians moons")
     command.add_argument("--tarflow-steps", type=int, default=300, help="TARFlow training steps; 0 skips it (%(default)s)")
     command.add_argument("--repeats", type=int, default=3, help="repeats of each decoding timing, medians (%(default)s)")
-    args = command.parse_args()
-    started = pin_threads(args.threads)
+    args, started = parse(command)
 
     result = {"eval_size": EVAL_SIZE, "settings": vars(args), "nll": []}
     result["tuning"], best = tune(data.get("8gaussians"), args.tune_budget)

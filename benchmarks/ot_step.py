@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 
 import torch
-from common import parser, pin_threads, save, torchcfm_task
+from common import parse, parser, save, torchcfm_task
 
 from toyflow import couplings, models, plot
 from toyflow.flow_matching import FlowMatching
@@ -62,8 +62,7 @@ def main() -> None:
     command.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256], help="batch sizes (%(default)s)")
     command.add_argument("--repeats", type=int, default=5, help="timings of each setting, medians (%(default)s)")
     command.add_argument("--steps", type=int, default=100, help="training steps per timing (%(default)s)")
-    args = command.parse_args()
-    started = pin_threads(args.threads)
+    args, started = parse(command)
 
     task = torchcfm_task()
     rows = [row for batch in args.batch_sizes for row in step_costs(task, batch, args.repeats, args.steps)]

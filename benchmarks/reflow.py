@@ -16,7 +16,7 @@ import copy
 import time
 
 import torch
-from common import parser, pin_threads, save, torchcfm_available, torchcfm_task, train_torchcfm
+from common import parse, parser, save, torchcfm_available, torchcfm_task, train_torchcfm
 from tqdm.auto import tqdm
 
 from toyflow import metrics, models, paths, plot, rectify
@@ -65,8 +65,7 @@ def main() -> None:
     command.add_argument("--no-lee", action="store_true", help="train the 2-RF with uniform times and the L2 loss")
     command.add_argument("--torchcfm-steps", type=int, nargs="*", default=[2000, 20000],
                         help="OT-CFM runs of torchcfm (needs the bench extra); none to skip (%(default)s)")
-    args = command.parse_args()
-    started = pin_threads(args.threads)
+    args, started = parse(command)
 
     task = torchcfm_task()
     result = {"task": "8gaussians -> moons (torchcfm)", "eval_size": len(task.x1), "floor_w2": task.floor,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import parser, pin_threads, save
+from common import parse, parser, save
 
 import toyflow
 from toyflow import couplings, data, metrics, models, plot, refine, schedules, sde, solvers
@@ -33,8 +33,7 @@ def main() -> None:
     command = parser(__doc__)
     command.add_argument("--steps", type=int, default=3000, help="training steps of each flow (%(default)s)")
     command.add_argument("--repeats", type=int, default=20, help="timing repeats, the best counts (%(default)s)")
-    args = command.parse_args()
-    started = pin_threads(args.threads)
+    args, started = parse(command)
     toyflow.seed(0)
     source, target = data.get("gaussian"), data.get("moons")
     flows = {}
