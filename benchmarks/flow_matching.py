@@ -134,7 +134,7 @@ def main() -> None:
     command.add_argument("--budgets", type=float, nargs="+", default=[5.0, 20.0], help="training seconds (%(default)s)")
     command.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of toyflow's recipe (%(default)s)")
     command.add_argument("--repeats", type=int, default=5, help="repeats of each sampling timing; medians (%(default)s)")
-    command.add_argument("--swap-steps", type=int, default=1500,
+    command.add_argument("--swap-steps", type=int, default=1000,
                          help="steps of the matcher-swapped comparison; 0 skips it (%(default)s)")
     command.add_argument("--torchcfm-steps", type=int, default=4000,
                          help="steps of torchcfm's README recipe (the README trains 20000); 0 skips it (%(default)s)")

@@ -10,7 +10,7 @@ too (``metrics.cnf_log_prob``; its recipe is toyflow's default, untuned). Tables
 per model the median and worst gap over the seeds. The last table decodes a TARFlow trained on toy curves
 sequentially, by Jacobi and by GS-Jacobi. Writes benchmarks/results/nf.json.
 
-    python benchmarks/nf.py                          # tuning + 15 s x 3 seeds on 8 gaussians (about 5 minutes)
+    python benchmarks/nf.py                          # tuning + 12 s x 3 seeds on 8 gaussians (about 5 minutes)
     python benchmarks/nf.py --budgets 50             # the 60 s goals of issue 14 (about 12 minutes)
     python benchmarks/nf.py --budgets 10 --seeds 0 --tune-budget 2 --tarflow-steps 0   # a quick look
 """
@@ -83,9 +83,8 @@ def families() -> dict[str, Family]:
     return chosen
 
 
-def train_and_score(build, objective, lr: float, budget: float, seed: int, log_prob, x: torch.Tensor) -> dict:
-    """Train ``build()`` for ``budget`` seconds with ``seed``; its steps, training seconds and NLL on ``x``."""
-    steps = steps_in(build, objective, budget, lr)
+def train_and_score(build, objective, lr: float, steps: int, seed: int, log_prob, x: torch.Tensor) -> dict:
+    """Train ``build()`` for ``steps`` steps with ``seed``; its steps, training seconds and NLL on ``x``."""
     toyflow.seed(seed)
     model = build()
     history = fit(model, objective, steps, lr=lr, seed=seed, progress=False)
@@ -100,9 +99,12 @@ def tune(target: data.Distribution, budget: float) -> tuple[list[dict], dict[str
     likelihood = nf.MaximumLikelihood(target, batch_size=1024)
     rows, best = [], {}
     for name, family in families().items():
+        steps = {}  # the step time depends on the shape, not on the lr: one measurement per shape
         for layers, hidden, lr in tqdm(family.grid(), desc=f"tuning {name}"):
             build = functools.partial(family.build, layers, hidden)
-            score = train_and_score(build, likelihood, lr, budget, 0, lambda m: m.log_prob, validation)
+            if (layers, hidden) not in steps:
+                steps[layers, hidden] = steps_in(build, likelihood, budget, lr)
+            score = train_and_score(build, likelihood, lr, steps[layers, hidden], 0, lambda m: m.log_prob, validation)
             rows.append({"model": name, "layers": layers, "hidden": hidden, "lr": lr, **score})
         chosen = min((row for row in rows if row["model"] == name), key=lambda row: row["NLL"])
         best[name] = (chosen["layers"], chosen["hidden"], chosen["lr"])
@@ -129,8 +131,9 @@ def nll_against_time(name: str, target: data.Distribution, budgets: list[float],
     true_nll = -target.log_prob(x).mean().item() if target.has_log_prob else None
     rows = []
     for model_name, (build, objective, lr, log_prob) in recipes(target, best).items():
+        steps = {budget: steps_in(build, objective, budget, lr) for budget in budgets}  # the same steps for every seed
         for budget, seed in tqdm(list(itertools.product(budgets, seeds)), desc=f"{model_name} on {name}"):
-            score = train_and_score(build, objective, lr, budget, seed, log_prob, x)
+            score = train_and_score(build, objective, lr, steps[budget], seed, log_prob, x)
             rows.append({"data": name, "model": model_name, "budget s": budget, "seed": seed, **score,
                          "gap": score["NLL"] - true_nll if true_nll is not None else "—"})
     return rows
@@ -183,8 +186,8 @@ def tarflow_decoding(steps: int, repeats: int) -> tuple[float, list[dict]]:
 
 def main() -> None:
     command = parser(__doc__, seeds=[0, 1, 2])
-    command.add_argument("--budgets", type=float, nargs="+", default=[15.0], help="training seconds per model (%(default)s)")
-    command.add_argument("--tune-budget", type=float, default=4.0, help="training seconds of each tuning run (%(default)s)")
+    command.add_argument("--budgets", type=float, nargs="+", default=[12.0], help="training seconds per model (%(default)s)")
+    command.add_argument("--tune-budget", type=float, default=3.0, help="training seconds of each tuning run (%(default)s)")
     command.add_argument("--data", nargs="+", default=["8gaussians"], help="data sets (%(default)s); e.g. 8gaussians moons")
     command.add_argument("--tarflow-steps", type=int, default=300, help="TARFlow training steps; 0 skips it (%(default)s)")
     command.add_argument("--repeats", type=int, default=3, help="repeats of each decoding timing, medians (%(default)s)")
