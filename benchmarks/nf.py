@@ -93,12 +93,12 @@ def train_and_score(build, objective, lr: float, steps: int, seed: int, log_prob
     return {"steps": steps, "train s": history.seconds, "NLL": nll}
 
 
-def tune(target: data.Distribution, budget: float, chosen: list[str]) -> tuple[list[dict], dict[str, tuple[int, int, float]]]:
+def tune(target: data.Distribution, budget: float, names: list[str]) -> tuple[list[dict], dict[str, tuple[int, int, float]]]:
     """Every family's grid, trained ``budget`` seconds with seed 0 and scored on a validation set; rows, best per family."""
     validation = target.sample(EVAL_SIZE, torch.Generator().manual_seed(456))
     likelihood = nf.MaximumLikelihood(target, batch_size=1024)
     rows, best = [], {}
-    for name, family in ((name, family) for name, family in families().items() if name in chosen):
+    for name, family in [(name, family) for name, family in families().items() if name in names]:
         steps = {}  # the step time depends on the shape, not on the lr: one measurement per shape
         for layers, hidden, lr in tqdm(family.grid(), desc=f"tuning {name}"):
             build = functools.partial(family.build, layers, hidden)
