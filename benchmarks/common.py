@@ -15,6 +15,7 @@ compare with the ones measured with torchcfm, and report both floors.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 
 from toyflow import data, metrics
+from toyflow.train import fit
 
 RESULTS = Path(__file__).parent / "results"
 EVAL_SIZE = 2000
@@ -42,6 +44,11 @@ class Task:
 
     def score(self, samples: torch.Tensor) -> float:
         return metrics.w2(samples, self.x1)
+
+    def floors(self) -> str:
+        """The two W2 floors in words, printed before a table."""
+        return (f"W2 floors: two stratified reference sets {self.floor:.3f}; i.i.d. target draws vs the reference "
+                f"{self.iid_floor:.3f} (median of 5; a perfect sampler scores about this)\n")
 
 
 def stratified_moons(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -74,7 +81,50 @@ def median_seconds(function: Callable[[], object], repeats: int = 7, number: int
     return statistics.median(times)
 
 
-def save(name: str, result: dict) -> Path:
+def parser(doc: str, seeds: list[int] | None = None) -> argparse.ArgumentParser:
+    """Every benchmark's command line: its module docstring as help, ``--threads`` (see :func:`pin_threads`) and,
+    when ``seeds`` is given, ``--seeds`` with that default."""
+    command = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--threads", type=int, default=1,
+                         help="torch threads (%(default)s): the small MLPs gain nothing from more, and on a shared CPU "
+                              "several threads per process stall each other")
+    if seeds is not None:
+        command.add_argument("--seeds", type=int, nargs="+", default=seeds, help="one run per seed (%(default)s)")
+    return command
+
+
+def parse(command: argparse.ArgumentParser) -> tuple[argparse.Namespace, float]:
+    """Parse the command line and pin the threads: ``(args, start time for save)``."""
+    args = command.parse_args()
+    return args, pin_threads(args.threads)
+
+
+def pin_threads(threads: int) -> float:
+    """Pin torch's intra-op threads the same way in every benchmark; return the start time for :func:`save`."""
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    torch.set_num_threads(threads)
+    return time.perf_counter()
+
+
+def median_and_worst(values: list[float], worst=max) -> dict:
+    """``{"median": …, "worst": …}`` over seeds (``worst=max`` for a loss or a distance, ``min`` for a reward)."""
+    return {"median": statistics.median(values), "worst": worst(values)}
+
+
+def steps_in(build: Callable[[], torch.nn.Module], objective, budget: float, lr: float) -> int:
+    """Training steps of ``objective`` on ``build()`` that fill ``budget`` seconds: from the time of 50 ``fit`` steps
+    after a warm-up of 10 (at least 100 steps)."""
+    fit(build(), objective, 10, lr=lr, progress=False)
+    return max(100, int(budget / (fit(build(), objective, 50, lr=lr, progress=False).seconds / 50)))
+
+
+def save(name: str, result: dict, started: float | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json``; with ``started`` (from :func:`pin_threads`) also the total wall time."""
+    result = {**result, "threads": torch.get_num_threads()}
+    if started is not None:
+        result["total wall s"] = time.perf_counter() - started
+        print(f"total wall time {result['total wall s']:.0f} s (torch threads: {result['threads']})")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2))
@@ -89,18 +139,18 @@ def torchcfm_available() -> bool:
     return True
 
 
-def train_torchcfm(matcher, steps: int, description: str) -> tuple[Callable, float]:
+def train_torchcfm(matcher, steps: int, description: str, seed: int = 0) -> tuple[Callable, float]:
     """torchcfm's 2D tutorial loop with ``matcher``: their MLP (width 64, SELU), Adam 1e-3, batch 256, their
     samplers. Returns the trained velocity ``v(x, t)`` and the training seconds."""
     from torchcfm.models.models import MLP
     from torchcfm.utils import sample_8gaussians, sample_moons
     from tqdm.auto import tqdm
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = MLP(dim=2, time_varying=True, w=64)
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     start = time.perf_counter()
-    for _ in tqdm(range(steps), desc=description, mininterval=2):
+    for _ in tqdm(range(steps), desc=description, mininterval=2, leave=False):
         t, xt, ut = matcher.sample_location_and_conditional_flow(sample_8gaussians(256), sample_moons(256))
         loss = ((model(torch.cat([xt, t[:, None]], 1)) - ut) ** 2).mean()
         optimizer.zero_grad()
@@ -108,3 +158,24 @@ def train_torchcfm(matcher, steps: int, description: str) -> tuple[Callable, flo
         optimizer.step()
     seconds = time.perf_counter() - start
     return (lambda x, t: model(torch.cat([x, t[:, None]], 1))), seconds
+
+
+@dataclass
+class TorchcfmMatcher:
+    """A toyflow objective whose pairs, times and regression targets come from a torchcfm matcher.
+
+    toyflow draws ``x0 ~ source`` and ``x1 ~ target`` (``generator``); the matcher returns ``(t, x_t, u_t)``
+    (its own times, σ-noise and, for OT-CFM, its plan), and the loss is toyflow's: ``mean_i ‖v(x_t, t) − u_t‖² / d``.
+    Trained by ``train.fit`` on toyflow's network, only the matcher differs from ``FlowMatching``.
+    """
+
+    matcher: object
+    source: data.Distribution
+    target: data.Distribution
+    batch_size: int = 256
+
+    def __call__(self, model: torch.nn.Module, generator: torch.Generator | None = None) -> torch.Tensor:
+        x0 = self.source.sample(self.batch_size, generator)  # (B, 2)
+        x1 = self.target.sample(self.batch_size, generator)  # (B, 2)
+        t, xt, ut = self.matcher.sample_location_and_conditional_flow(x0, x1)
+        return ((model(xt, t) - ut) ** 2).mean()

@@ -18,11 +18,10 @@ benchmarks/results/fast.json.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
-from common import median_seconds, save, torchcfm_task
+from common import median_seconds, parse, parser, save, torchcfm_task
 
 import toyflow
 from toyflow import blockwise, couplings, data, flowmap, latent, meanflow, metrics, models, nf, plot, rectify, solvers
@@ -279,13 +278,11 @@ def decoding_rows(repeats: int = 5, length: int = 64, steps: int = 150) -> list[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=float, default=30.0, help="training seconds per method (%(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (%(default)s)")
-    parser.add_argument("--parts", default="flowmap,blockwise,latent,tarflow", help="which parts to run (%(default)s)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (%(default)s)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    command = parser(__doc__)
+    command.add_argument("--budget", type=float, default=30.0, help="training seconds per method (%(default)s)")
+    command.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (%(default)s)")
+    command.add_argument("--parts", default="flowmap,blockwise,latent,tarflow", help="which parts to run (%(default)s)")
+    args, started = parse(command)
     task = torchcfm_task()
     result = {"settings": vars(args), "floor_w2": task.floor, "iid_floor_w2": task.iid_floor}
     print(f"W2 floors: stratified {task.floor:.3f}, i.i.d. {task.iid_floor:.3f}\n")
@@ -302,7 +299,7 @@ def main() -> None:
     if "tarflow" in parts:
         result["tarflow"] = decoding_rows()
         print(plot.markdown_table(result["tarflow"], 4), "\n", flush=True)
-    print("saved", save("fast_" + "_".join(parts), result))
+    print("saved", save("fast_" + "_".join(parts), result, started))
 
 
 if __name__ == "__main__":

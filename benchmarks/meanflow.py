@@ -1,24 +1,27 @@
 """MeanFlow and SplitMeanFlow on torchcfm's task: one-step quality at equal training time, seeds, step cost.
 
-Every method trains for the same wall-time budget (steps set from a measured step time) and is scored
-by exact W2 on 2,000 samples at 1 and 2 function evaluations (NFE). MeanFlow and SplitMeanFlow run
-on minibatch-OT pairs over several seeds (a NaN is recorded, not raised); the baselines run once:
-1-RF and OT-CFM sampled with Euler steps, and 2-RF + distillation with its budget split between
-1-RF, reflow and distillation (generating the pairs counts towards it). Prints Markdown tables and
-writes benchmarks/results/meanflow.json.
+Every method trains for the same wall-time budget (steps set from a measured step time), once per seed
+(the same seeds for every method; a NaN is recorded, not raised), and is scored by exact W2 on 2,000
+samples at 1 and 2 function evaluations (NFE). Methods: MeanFlow and SplitMeanFlow on independent and
+minibatch-OT pairs (peak lr ``--lr``); the baselines 1-RF and OT-CFM sampled with Euler steps, whose peak
+lr is tuned on a grid (``--baseline-lrs``, each trained ``--tune-budget`` s with seed 0 and scored on a
+validation task of other points); and 2-RF + distillation with its budget split between 1-RF, reflow and
+distillation (generating the pairs counts towards it; lrs as in reflow.py and notebook 04). Tables: step
+cost, the baseline lr grid, every run, and per method the median and worst over the seeds. Writes
+benchmarks/results/meanflow.json.
 
-    python benchmarks/meanflow.py                        # the full run (about 10 minutes)
-    python benchmarks/meanflow.py --budget 10 --seeds 1  # a quick look
+    python benchmarks/meanflow.py                        # 10 s per method, 3 seeds (about 5 minutes)
+    python benchmarks/meanflow.py --budget 45            # the issue's 45 s comparison (about 20 minutes)
+    python benchmarks/meanflow.py --budget 5 --seeds 0   # a quick look
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
-from common import save, torchcfm_task
+from common import parse, parser, save, torchcfm_task
 
 from toyflow import couplings, models, plot, rectify, solvers
 from toyflow.flow_matching import FlowMatching
@@ -42,7 +45,7 @@ def objectives(task, batch: int) -> dict:
     }
 
 
-def step_cost(task, batch: int, repeats: int, steps: int = 200) -> dict[str, float]:
+def step_cost(task, batch: int, repeats: int, steps: int = 100) -> dict[str, float]:
     """Median seconds per training step of each objective, measured in turns."""
     timings: dict[str, list[float]] = {}
     for _ in range(repeats):
@@ -68,29 +71,41 @@ def train_average_velocity(task, name: str, objective, steps: int, lr: float, gr
     return {**row, "train s": history.seconds, **score(task, lambda x0, k: sample(model, x0, k).x), "NaN": ""}
 
 
-def train_flow(task, name: str, objective, steps: int, lr: float) -> dict:
-    torch.manual_seed(0)
+def train_flow(task, name: str, objective, steps: int, lr: float, seed: int = 0) -> dict:
+    torch.manual_seed(seed)
     model = models.VelocityMLP()
-    history = fit(model, objective, steps, lr=lr, progress=False)
-    return {"method": name, "seed": 0, "steps": steps, "train s": history.seconds,
+    history = fit(model, objective, steps, lr=lr, seed=seed, progress=False)
+    return {"method": name, "seed": seed, "steps": steps, "train s": history.seconds,
             **score(task, lambda x0, k: solvers.integrate(model, x0, k).x), "NaN": ""}
 
 
-def reflow_and_distil(task, budget: float, seconds_per_step: float, num_pairs: int, pair_steps: int) -> dict:
+def tune_baselines(objectives: dict, cost: dict[str, float], lrs: list[float], budget: float) -> tuple[list[dict], dict]:
+    """Each flow-matching baseline at every lr of the grid, ``budget`` seconds with seed 0, scored on a validation
+    task (other evaluation points): the rows and the lr with the lowest W2 @ 1 per baseline."""
+    validation, rows, best = torchcfm_task(seed=4321), [], {}
+    for name in ("flow matching, independent", "flow matching, OT"):
+        steps = max(100, int(budget / cost[name]))
+        for lr in lrs:
+            rows.append({**train_flow(validation, f"{name} (Euler)", objectives[name][0], steps, lr), "lr": lr})
+        best[name] = min((row for row in rows if row["method"] == f"{name} (Euler)"), key=lambda row: row["W2 @ 1"])["lr"]
+    return rows, best
+
+
+def reflow_and_distil(task, budget: float, seconds_per_step: float, num_pairs: int, pair_steps: int, seed: int = 0) -> dict:
     """1-RF and 2-RF with 40 % of the budget each, distillation with what is left after the pairs are made.
     Learning rates as in benchmarks/reflow.py (2e-3) and notebook 04 (distillation, 1e-3)."""
     start = time.perf_counter()
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     steps = max(100, int(0.4 * budget / seconds_per_step))
     rounds = rectify.rectified_flow(task.source, task.target, rounds=2, steps=steps, num_pairs=num_pairs, lr=2e-3,
-                                    pair_steps=pair_steps, progress=False)
-    z0 = task.source.sample(num_pairs, torch.Generator().manual_seed(1))
+                                    pair_steps=pair_steps, seed=seed, progress=False)
+    z0 = task.source.sample(num_pairs, torch.Generator().manual_seed(seed + 1))
     pairs = rectify.sample_pairs(rounds[1].model, z0, pair_steps)
     remaining = budget - (time.perf_counter() - start)
     student = rounds[1].model  # distillation trains in place: the 2-RF is not needed afterwards
-    rectify.distill(student, pairs, max(100, int(remaining / seconds_per_step)), lr=1e-3, progress=False)
+    rectify.distill(student, pairs, max(100, int(remaining / seconds_per_step)), lr=1e-3, seed=seed, progress=False)
     one_step = rectify.one_step(student)
-    return {"method": "2-RF + distillation", "seed": 0, "steps": f"{steps} + {steps} + distil",
+    return {"method": "2-RF + distillation", "seed": seed, "steps": f"{steps} + {steps} + distil",
             "train s": time.perf_counter() - start, "W2 @ 1": task.score(one_step(task.x0)),
             "W2 @ 2": "—", "NaN": ""}
 
@@ -106,26 +121,23 @@ def summarise(rows: list[dict], method: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=float, default=45.0, help="training seconds per method (%(default)s)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds of MeanFlow and SplitMeanFlow (%(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-2, help="peak lr, except reflow and distillation (%(default)s)")
-    parser.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip of the two (%(default)s)")
-    parser.add_argument("--batch", type=int, default=256, help="pairs per step (%(default)s)")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats of the step timing; medians (%(default)s)")
-    parser.add_argument("--num-pairs", type=int, default=5000, help="rectified pairs for 2-RF and distillation (%(default)s)")
-    parser.add_argument("--pair-steps", type=int, default=25, help="RK4 steps that rectify each pair (%(default)s)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (%(default)s): a 128-unit MLP gains nothing from more, and on a shared CPU "
-                             "several threads per process stall each other")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    command = parser(__doc__, seeds=[0, 1, 2])
+    command.add_argument("--budget", type=float, default=10.0, help="training seconds per method and seed (%(default)s)")
+    command.add_argument("--lr", type=float, default=1e-2, help="peak lr of MeanFlow and SplitMeanFlow (%(default)s)")
+    command.add_argument("--baseline-lrs", type=float, nargs="+", default=[2e-3, 5e-3, 1e-2],
+                         help="lr grid of the flow-matching baselines (%(default)s)")
+    command.add_argument("--tune-budget", type=float, default=3.0, help="training seconds of each tuning run (%(default)s)")
+    command.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip of the two (%(default)s)")
+    command.add_argument("--batch", type=int, default=256, help="pairs per step (%(default)s)")
+    command.add_argument("--repeats", type=int, default=3, help="repeats of the step timing; medians (%(default)s)")
+    command.add_argument("--num-pairs", type=int, default=5000, help="rectified pairs for 2-RF and distillation (%(default)s)")
+    command.add_argument("--pair-steps", type=int, default=25, help="RK4 steps that rectify each pair (%(default)s)")
+    args, started = parse(command)
 
     task = torchcfm_task()
     result = {"task": "8gaussians -> moons (torchcfm)", "eval_size": len(task.x1), "floor_w2": task.floor,
-              "iid_floor_w2": task.iid_floor, "threads": torch.get_num_threads(), "settings": vars(args)}
-    print(f"W2 floors: two stratified reference sets {task.floor:.3f}; "
-          f"i.i.d. target draws vs the reference {task.iid_floor:.3f}\n")
+              "iid_floor_w2": task.iid_floor, "settings": vars(args)}
+    print(task.floors())
 
     cost = step_cost(task, args.batch, args.repeats)
     result["step_cost"] = [
@@ -135,16 +147,16 @@ def main() -> None:
     print(plot.markdown_table(result["step_cost"], 2), "\n")
 
     trained = objectives(task, args.batch)
+    result["baseline_tuning"], lrs = tune_baselines(trained, cost, args.baseline_lrs, args.tune_budget)
+    print(plot.markdown_table(result["baseline_tuning"], 3), "\n")
     steps = {name: max(100, int(args.budget / s)) for name, s in cost.items()}
-    rows = [train_flow(task, f"{name} (Euler)", trained[name][0], steps[name], args.lr)
-            for name in ("flow matching, independent", "flow matching, OT")]
-    rows.append(reflow_and_distil(task, args.budget, cost["flow matching, independent"], args.num_pairs,
-                                  args.pair_steps))
-    for name in ("MeanFlow, independent", "SplitMeanFlow, independent"):
-        rows.append(train_average_velocity(task, name, trained[name][0], steps[name], args.lr, args.grad_clip, seed=0))
-    for name in ("MeanFlow, OT", "SplitMeanFlow, OT"):
+    rows = []
+    for seed in args.seeds:
+        rows += [train_flow(task, f"{name} (Euler)", trained[name][0], steps[name], lrs[name], seed) for name in lrs]
+        rows.append(reflow_and_distil(task, args.budget, cost["flow matching, independent"], args.num_pairs,
+                                      args.pair_steps, seed))
         rows += [train_average_velocity(task, name, trained[name][0], steps[name], args.lr, args.grad_clip, seed)
-                 for seed in range(args.seeds)]
+                 for name in ("MeanFlow, independent", "SplitMeanFlow, independent", "MeanFlow, OT", "SplitMeanFlow, OT")]
     result["rows"] = rows
     print(plot.markdown_table(rows, 3), "\n")
 
@@ -157,8 +169,8 @@ def main() -> None:
           f"{best['runs']} seeds after {best['median train s']:.1f} s of training ({verdict} the target {TARGET_W2}); "
           f"{sum(row['NaN runs'] for row in summary)} runs hit a NaN")
     winner = min(finite, key=lambda row: row["median W2 @ 1"])
-    print(f"at equal training time ({args.budget:.0f} s) the best one-step sampler is {winner['method']}")
-    print("saved", save("meanflow", result))
+    print(f"at equal training time ({args.budget:g} s) the best one-step sampler is {winner['method']}")
+    print("saved", save("meanflow", result, started))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,11 @@ benchmarks/results/reflow.json. With torchcfm installed, its OT-CFM recipe runs 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 
 import torch
-from common import save, torchcfm_available, torchcfm_task, train_torchcfm
+from common import parse, parser, save, torchcfm_available, torchcfm_task, train_torchcfm
 from tqdm.auto import tqdm
 
 from toyflow import metrics, models, paths, plot, rectify
@@ -59,14 +58,14 @@ def torchcfm_ot_cfm(task, steps: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=5000, help="training steps of each stage (%(default)s)")
-    parser.add_argument("--pairs", type=int, default=20000, help="rectified pairs per reflow/distillation (%(default)s)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one pipeline per seed (%(default)s)")
-    parser.add_argument("--no-lee", action="store_true", help="train the 2-RF with uniform times and the L2 loss")
-    parser.add_argument("--torchcfm-steps", type=int, nargs="*", default=[2000, 20000],
+    command = parser(__doc__)
+    command.add_argument("--steps", type=int, default=5000, help="training steps of each stage (%(default)s)")
+    command.add_argument("--pairs", type=int, default=20000, help="rectified pairs per reflow/distillation (%(default)s)")
+    command.add_argument("--seeds", type=int, nargs="+", default=[0], help="one pipeline per seed (%(default)s)")
+    command.add_argument("--no-lee", action="store_true", help="train the 2-RF with uniform times and the L2 loss")
+    command.add_argument("--torchcfm-steps", type=int, nargs="*", default=[2000, 20000],
                         help="OT-CFM runs of torchcfm (needs the bench extra); none to skip (%(default)s)")
-    args = parser.parse_args()
+    args, started = parse(command)
 
     task = torchcfm_task()
     result = {"task": "8gaussians -> moons (torchcfm)", "eval_size": len(task.x1), "floor_w2": task.floor,
@@ -82,7 +81,7 @@ def main() -> None:
         result["rows"] += [torchcfm_ot_cfm(task, steps) for steps in args.torchcfm_steps]
     print(plot.markdown_table(result["rows"], 3))
     print(f"\nW2 floors: two stratified reference sets {task.floor:.3f}; i.i.d. target draws {task.iid_floor:.3f}")
-    print("saved", save("reflow", result))
+    print("saved", save("reflow", result, started))
 
 
 if __name__ == "__main__":

@@ -8,11 +8,10 @@ benchmarks/results/sampling.json. Timings are the best of ``--repeats`` runs on 
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
-from common import save
+from common import parse, parser, save
 
 import toyflow
 from toyflow import couplings, data, metrics, models, plot, refine, schedules, sde, solvers
@@ -31,10 +30,10 @@ def best_ms(run, repeats: int) -> tuple[solvers.Solution, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000, help="training steps of each flow")
-    parser.add_argument("--repeats", type=int, default=20, help="timing repeats (the best counts)")
-    args = parser.parse_args()
+    command = parser(__doc__)
+    command.add_argument("--steps", type=int, default=3000, help="training steps of each flow (%(default)s)")
+    command.add_argument("--repeats", type=int, default=20, help="timing repeats, the best counts (%(default)s)")
+    args, started = parse(command)
     toyflow.seed(0)
     source, target = data.get("gaussian"), data.get("moons")
     flows = {}
@@ -89,7 +88,7 @@ def main() -> None:
 
     for key in ("marginals", "boss", "refiner", "inversion"):
         print(f"\n### {key}\n\n{plot.markdown_table(result[key])}")
-    print(f"\nSampling floor: W2 = {result['floor']:.3f}; written to {save('sampling', result)}")
+    print(f"\nSampling floor: W2 = {result['floor']:.3f}; written to {save('sampling', result, started)}")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,13 @@ def time_grid(steps: int, t0: float = 0.0, t1: float = 1.0, device=None, dtype=N
     return torch.linspace(t0, t1, steps + 1, device=device, dtype=dtype)
 
 
+def _check_monotone(grid: Tensor) -> None:
+    """Raise unless ``grid`` is strictly increasing or strictly decreasing (a repeated or reversed time is a bug)."""
+    dt = grid[1:] - grid[:-1]  # (T,)
+    if not (bool((dt > 0).all()) or bool((dt < 0).all())):
+        raise ValueError(f"grid must be strictly increasing or strictly decreasing, got {grid.tolist()}")
+
+
 def integrate(
     v: Velocity,
     x0: Tensor,
@@ -135,6 +142,7 @@ def integrate(
     grid = time_grid(steps, device=x0.device, dtype=x0.dtype) if grid is None else grid.to(x0)
     if grid.ndim != 1 or len(grid) < 2:
         raise ValueError(f"grid must be a 1-D tensor of at least 2 times, got shape {tuple(grid.shape)}")
+    _check_monotone(grid)
     step = own if callable(method) else path_step(path) if method == "path" else STEPS[method]
     x, states = x0, [x0]
     with torch.no_grad():
@@ -155,6 +163,9 @@ def integrate_adaptive(
     """
     if x0.ndim != 2:
         raise ValueError(f"x0 must have shape (n, d), got {tuple(x0.shape)}")
+    for name, tolerance in (("rtol", rtol), ("atol", atol)):
+        if not tolerance > 0:
+            raise ValueError(f"{name} must be > 0 (a step is accepted when its error is below the tolerance), got {tolerance!r}")
     calls = 0
 
     def field(t: Tensor, x: Tensor) -> Tensor:

@@ -1,0 +1,159 @@
+"""Issue 14's performance moonshots, each at the best configuration found so far, over seeds: median and worst.
+
+- flow matching on torchcfm's task: W2 @ 100 Euler NFE after ``--fm-budget`` s of training (goal ≤ 0.15 in 20 s);
+- a one-step generator on torchcfm's task in ``--one-step-budget`` s (goal W2 @ 1 ≤ 0.15 in 45 s): SplitMeanFlow on
+  exact-OT pairs, or (``--one-step distill``) a 1-RF teacher, its rectified pairs and one-step distillation of the
+  teacher on those pairs (Liu et al. 2022), every stage counted;
+- the best normalizing flow on 8 gaussians: toyflow's rational-quadratic ``SplineFlow`` trained by maximum
+  likelihood for ``--nf-budget`` s, its NLL gap to the true density on 5,000 held-out points (goal ≤ 0.02 nats
+  within 60 s; RealNVP, MAF and the CNF are measured by benchmarks/nf.py).
+
+Training budgets are wall time: steps are set from a measured step time, so a loaded machine trains fewer steps.
+W2 is exact on 2,000 points against torchcfm's stratified reference (benchmarks/common.py), whose i.i.d. floor
+(the W2 of exact target draws) is printed first: a sampler cannot be expected to score below it. Writes
+benchmarks/results/moonshots.json.
+
+    python benchmarks/moonshots.py                 # three seeds, every part (about 6 minutes on 2 cores)
+    python benchmarks/moonshots.py --parts nf --seeds 0   # one part, one seed
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+
+import torch
+from common import median_and_worst, parse, parser, save, steps_in, torchcfm_task
+
+import toyflow
+from toyflow import couplings, data, meanflow, metrics, models, nf, plot, rectify, solvers
+from toyflow.flow_matching import FlowMatching
+from toyflow.meanflow import SplitMeanFlow
+from toyflow.train import fit
+
+GOALS = {"flow matching, W2 @ 100": 0.15, "one step, W2 @ 1": 0.15, "SplineFlow, NLL gap": 0.02}
+
+# The best settings found (one seed each, on a loaded 2-core CPU). Flow matching: batch 512 with an EMA and lr 5e-3 (W2 @ 100
+# 0.195) beat the default batch 256 (0.258), batch 1024 with or without an EMA (0.219-0.247), a 256-wide or 4-deep net
+# (0.205, 0.218), U-shaped times (0.257) and exact-OT pairs (0.418, fewer steps). One step: SplitMeanFlow on OT pairs
+# (0.21-0.28) beat 1-RF + distillation of its pairs (0.27-0.30). SplineFlow: 8 x 64 (gap 0.020) beat 6 x 64 (0.024) and
+# 4 x 64 (0.031) at 45 s, batch 512, lr 5e-3.
+FM = dict(batch=512, lr=5e-3, ema=0.999)
+SPLIT = dict(batch=256, lr=1e-2, grad_clip=1.0, ema=None)  # SplitMeanFlow on exact-OT pairs, as in meanflow.py
+TEACHER_SHARE, PAIRS, PAIR_STEPS = 0.5, 20000, 100  # of the one-step budget; rectified pairs; Euler steps per pair
+DISTILL = dict(batch=512, lr=5e-3, ema=0.999)
+SPLINE = dict(layers=8, hidden=64, lr=5e-3, batch=512)
+
+
+def result(goal: str, method: str, seed: int, steps: int | str, seconds: float, value: float) -> dict:
+    """One row of the table: which goal, by which method and seed, the steps, the training seconds and the value."""
+    return {"goal": goal, "method": method, "seed": seed, "steps": steps, "train s": seconds, "value": value}
+
+
+def flow_matching(task, budget: float, seed: int) -> tuple[models.VelocityMLP, dict]:
+    """Flow matching with independent pairs, ``FM`` settings, for ``budget`` s; the model and its row."""
+    objective = FlowMatching(couplings.PairSampler(task.source, task.target), batch_size=FM["batch"])
+    steps = steps_in(models.VelocityMLP, objective, budget, FM["lr"])
+    torch.manual_seed(seed)
+    model = models.VelocityMLP()
+    history = fit(model, objective, steps, lr=FM["lr"], ema=FM["ema"], seed=seed, progress=False)
+    w2 = metrics.w2(solvers.integrate(model, task.x0, 100).x, task.x1)
+    return model, result("flow matching, W2 @ 100", "flow matching", seed, steps, history.seconds, w2)
+
+
+def split_meanflow(task, budget: float, seed: int) -> dict:
+    """SplitMeanFlow (Guo et al. 2025) on exact minibatch-OT pairs with the ``SPLIT`` settings, ``budget`` s; W2 @ 1."""
+    objective = SplitMeanFlow(couplings.PairSampler(task.source, task.target, couplings.ExactOT()), batch_size=SPLIT["batch"])
+    steps = steps_in(lambda: models.VelocityMLP(times=2), objective, budget, SPLIT["lr"])
+    torch.manual_seed(seed)
+    model = models.VelocityMLP(times=2)
+    history = fit(model, objective, steps, lr=SPLIT["lr"], grad_clip=SPLIT["grad_clip"], ema=SPLIT["ema"], seed=seed,
+                  progress=False)
+    w2 = metrics.w2(meanflow.sample(model, task.x0, 1).x, task.x1)
+    return result("one step, W2 @ 1", "SplitMeanFlow, OT", seed, steps, history.seconds, w2)
+
+
+def distilled(task, budget: float, seed: int) -> dict:
+    """1-RF teacher (``TEACHER_SHARE`` of the budget) → ``PAIRS`` rectified pairs → one-step distillation of a copy of
+    the teacher on them with what is left; every stage counts towards ``budget``."""
+    start = time.perf_counter()
+    teacher, _ = flow_matching(task, TEACHER_SHARE * budget, seed)
+    teacher_s = time.perf_counter() - start  # includes its W2 evaluation, a conservative count
+    pairs = rectify.sample_pairs(teacher, task.source.sample(PAIRS, torch.Generator().manual_seed(seed + 1)),
+                                 PAIR_STEPS, "euler")
+    student = copy.deepcopy(teacher)
+    objective = rectify.Distillation(pairs, DISTILL["batch"])
+    remaining = budget - (time.perf_counter() - start)
+    steps = steps_in(lambda: copy.deepcopy(teacher), objective, 0.9 * remaining, DISTILL["lr"])  # the probe costs time too
+    fit(student, objective, steps, lr=DISTILL["lr"], ema=DISTILL["ema"], seed=seed, progress=False)
+    total = time.perf_counter() - start
+    w2 = metrics.w2(rectify.one_step(student)(task.x0), task.x1)
+    return result("one step, W2 @ 1", "1-RF + distillation", seed, f"teacher ({teacher_s:.0f} s) + {steps}", total, w2)
+
+
+def spline_flow(budget: float, seed: int) -> dict:
+    """``SplineFlow`` with the ``SPLINE`` settings by maximum likelihood on 8 gaussians; its NLL gap in nats."""
+    target = data.get("8gaussians")
+    x = target.sample(5000, torch.Generator().manual_seed(123))
+    objective = nf.MaximumLikelihood(target, batch_size=SPLINE["batch"])
+
+    def build() -> nf.SplineFlow:
+        return nf.SplineFlow(layers=SPLINE["layers"], hidden=SPLINE["hidden"])
+
+    steps = steps_in(build, objective, budget, SPLINE["lr"])
+    toyflow.seed(seed)
+    flow = build()
+    history = fit(flow, objective, steps, lr=SPLINE["lr"], seed=seed, progress=False)
+    with torch.no_grad():
+        gap = (target.log_prob(x) - flow.log_prob(x)).mean().item()
+    name = f"SplineFlow ({SPLINE['layers']} × {SPLINE['hidden']})"
+    return result("SplineFlow, NLL gap", name, seed, steps, history.seconds, gap)
+
+
+ONE_STEP = {"splitmeanflow": split_meanflow, "distill": distilled}
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per goal: median and worst over the seeds, the median training seconds and the verdict."""
+    summary = []
+    for goal, limit in GOALS.items():
+        runs = [row for row in rows if row["goal"] == goal]
+        if runs:
+            spread = median_and_worst([row["value"] for row in runs])
+            summary.append({"goal": goal, "limit": limit, "seeds": len(runs), "median": spread["median"],
+                            "worst": spread["worst"], "median train s": statistics.median(row["train s"] for row in runs),
+                            "met (median)": spread["median"] <= limit})
+    return summary
+
+
+def main() -> None:
+    command = parser(__doc__, seeds=[0, 1, 2])
+    command.add_argument("--parts", nargs="+", default=["fm", "one-step", "nf"], help="which moonshots (%(default)s)")
+    command.add_argument("--fm-budget", type=float, default=20.0, help="flow-matching training s (%(default)s)")
+    command.add_argument("--one-step-budget", type=float, default=45.0, help="one-step pipeline s (%(default)s)")
+    command.add_argument("--one-step", choices=sorted(ONE_STEP), default="splitmeanflow",
+                         help="which one-step generator (%(default)s)")
+    command.add_argument("--nf-budget", type=float, default=45.0, help="SplineFlow training s, below 60 (%(default)s)")
+    args, started = parse(command)
+
+    task = torchcfm_task()
+    print(task.floors())
+    rows = []
+    for seed in args.seeds:
+        if "fm" in args.parts:
+            rows.append(flow_matching(task, args.fm_budget, seed)[1])
+        if "one-step" in args.parts:
+            rows.append(ONE_STEP[args.one_step](task, args.one_step_budget, seed))
+        if "nf" in args.parts:
+            rows.append(spline_flow(args.nf_budget, seed))
+        print(plot.markdown_table(rows[-len(args.parts):], 4), flush=True)
+    summary = summarise(rows)
+    print("\n" + plot.markdown_table(summary, 4))
+    print("saved", save("moonshots", {"settings": vars(args), "fm": FM, "distill": DISTILL, "spline": SPLINE,
+                                      "floor_w2": task.floor, "iid_floor_w2": task.iid_floor, "rows": rows,
+                                      "summary": summary}, started))
+
+
+if __name__ == "__main__":
+    main()
