@@ -11,14 +11,14 @@ OUT ?= out/demo
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q --no-compile "$(TORCH)"
 
 $(VENV)/.core: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q --no-compile -e .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
-	$(BIN)/python -m pip install -q -e ".[dev,notebooks,site]"
+	$(BIN)/python -m pip install -q --no-compile -e ".[dev,notebooks,site]"
 	touch $@
 
 $(VENV)/.bench: $(VENV)/.dev
