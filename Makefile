@@ -11,18 +11,18 @@ OUT ?= out/demo
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q --no-compile "$(TORCH)"
+	$(BIN)/python -m pip install -q "$(TORCH)"
 
 $(VENV)/.core: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q --no-compile -e .
+	$(BIN)/python -m pip install -q -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.core
-	$(BIN)/python -m pip install -q --no-compile -e ".[dev,notebooks,site]"
-	touch $@
+$(VENV)/.dev: $(BIN)/python pyproject.toml  # the package and its extras in one install: one editable build, not two
+	$(BIN)/python -m pip install -q -e ".[dev,notebooks,site]"
+	touch $@ $(VENV)/.core
 
-$(VENV)/.bench: $(VENV)/.dev
-	$(BIN)/python -m pip install -q -e ".[bench]"
+$(VENV)/.bench: $(VENV)/.dev  # torch pinned again: torchcfm's torchvision would otherwise pull a newer, CUDA torch
+	$(BIN)/python -m pip install -q -e ".[bench]" "$(TORCH)"
 	touch $@
 
 demo: $(VENV)/.core  ## the main job: 1-RF and two reflow rounds, figures and metrics in $(OUT)

@@ -78,7 +78,7 @@ def test_a_colab_like_session_runs_the_tour_from_the_wheel_alone(tmp_path):
 
     started = time.perf_counter()
     dist, venv, session = tmp_path / "dist", tmp_path / "venv", tmp_path / "session"
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile"]  # .pyc on first import, not for all of torch
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile"]  # .pyc written on first import, not for all of torch
     # The test environment already has the build backend: no isolated build environment to download and install.
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)],
                    check=True)
