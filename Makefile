@@ -10,7 +10,6 @@ OUT ?= out/demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 
 $(VENV)/.core: $(BIN)/python pyproject.toml
