@@ -10,6 +10,7 @@ OUT ?= out/demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip  # a current resolver: measured faster than the bundled pip here
 	$(BIN)/python -m pip install -q "$(TORCH)"
 
 $(VENV)/.core: $(BIN)/python pyproject.toml
