@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from toyflow import data, metrics
 from toyflow.train import fit
@@ -112,6 +113,24 @@ def median_and_worst(values: list[float], worst=max) -> dict:
     return {"median": statistics.median(values), "worst": worst(values)}
 
 
+def summarise_seeds(rows: list[dict], keys: tuple[str, ...], values: tuple[str, ...]) -> list[dict]:
+    """Group ``rows`` by their ``keys`` columns; per group the number of seeds and the median and worst (largest) of each
+    ``values`` column the group has, and the median of ``"train s"`` / ``"stage s"`` where present."""
+    summary = []
+    for key in dict.fromkeys(tuple(row.get(k) for k in keys) for row in rows):
+        runs = [row for row in rows if tuple(row.get(k) for k in keys) == key]
+        line = dict(zip(keys, key)) | {"seeds": len(runs)}
+        for column in ("train s", "stage s"):
+            if column in runs[0]:
+                line[f"median {column}"] = statistics.median(row[column] for row in runs)
+        for column in values:
+            if isinstance(runs[0].get(column), float):
+                spread = median_and_worst([row[column] for row in runs])
+                line |= {f"median {column}": spread["median"], f"worst {column}": spread["worst"]}
+        summary.append(line)
+    return summary
+
+
 def steps_in(build: Callable[[], torch.nn.Module], objective, budget: float, lr: float) -> int:
     """Training steps of ``objective`` on ``build()`` that fill ``budget`` seconds: from the time of 50 ``fit`` steps
     after a warm-up of 10 (at least 100 steps)."""
@@ -179,3 +198,22 @@ class TorchcfmMatcher:
         x1 = self.target.sample(self.batch_size, generator)  # (B, 2)
         t, xt, ut = self.matcher.sample_location_and_conditional_flow(x0, x1)
         return ((model(xt, t) - ut) ** 2).mean()
+
+
+class ZukoNSF(nn.Module):
+    """zuko's neural spline flow (Durkan et al. 2019) behind toyflow's ``log_prob`` API, so MaximumLikelihood trains it.
+
+    zuko's splines act on ``[−5, 5]`` (identity outside), and the data reach a radius of about 7, so the flow
+    models ``x / 4``: ``log p(x) = log p_NSF(x / 4) − 2 log 4``, still the exact density of ``x``.
+    """
+
+    scale = 4.0
+
+    def __init__(self, layers: int = 3, hidden: int = 64, bins: int = 8):
+        super().__init__()
+        import zuko
+
+        self.flow = zuko.flows.NSF(features=2, transforms=layers, hidden_features=(hidden, hidden), bins=bins)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flow().log_prob(x / self.scale) - x.shape[1] * math.log(self.scale)

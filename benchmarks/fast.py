@@ -9,8 +9,9 @@
   passes per block, median wall time of sequential, Jacobi and GS-Jacobi decoding taken in turns in one run, the
   speed-up over sequential and the largest difference to it; and STARFlow's deep–shallow TARFlow against the plain one.
 
-Every method trains for ``--budget`` seconds (steps set from a measured step time). Prints Markdown tables and writes
-benchmarks/results/fast.json.
+Every method trains for ``--budget`` seconds (steps set from a measured step time), once per seed (``--seeds``: the
+initialisation, the training draws and the evaluation draws of the latent part). Prints each seed's tables, then the
+median and worst over the seeds, and writes benchmarks/results/fast_<parts>.json.
 
     python benchmarks/fast.py                        # the full run
     python benchmarks/fast.py --budget 10 --parts blockwise   # a quick look at one part
@@ -21,7 +22,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import median_seconds, parse, parser, save, torchcfm_task
+from common import median_seconds, parse, parser, save, summarise_seeds, torchcfm_task
 
 import toyflow
 from toyflow import blockwise, couplings, data, flowmap, latent, meanflow, metrics, models, nf, plot, rectify, solvers
@@ -36,12 +37,13 @@ def seconds_per_step(build, objective, steps: int = 30, **fit_kwargs) -> float:
     return fit(build(), objective, steps, progress=False, **fit_kwargs).seconds / steps
 
 
-def train_for(budget: float, build, objective, **fit_kwargs):
-    """A fresh ``build()`` trained on ``objective`` for about ``budget`` seconds: ``(model, seconds)``."""
+def train_for(budget: float, build, objective, seed: int, **fit_kwargs):
+    """A fresh ``build()`` (initialised from ``seed``) trained on ``objective`` for about ``budget`` seconds:
+    ``(model, seconds)``."""
     steps = max(100, int(budget / seconds_per_step(build, objective, **fit_kwargs)))
-    toyflow.seed(0)
+    toyflow.seed(seed)
     model = build()
-    return model, fit(model, objective, steps, progress=False, **fit_kwargs).seconds
+    return model, fit(model, objective, steps, progress=False, seed=seed, **fit_kwargs).seconds
 
 
 def row(task, method: str, jump, seconds: float, drawn: int | str, nfes=NFES) -> dict:
@@ -55,7 +57,7 @@ def row(task, method: str, jump, seconds: float, drawn: int | str, nfes=NFES) ->
     return result
 
 
-def flow_maps(task, budget: float, lr: float) -> list[dict]:
+def flow_maps(task, budget: float, lr: float, seed: int) -> list[dict]:
     counted = flowmap.Counted(task.target)
     ot_pairs = couplings.PairSampler(task.source, counted, couplings.ExactOT())
     rows = []
@@ -67,13 +69,14 @@ def flow_maps(task, budget: float, lr: float) -> list[dict]:
         return lambda x0, k: meanflow.sample(model, x0, k).x
 
     counted.drawn = 0
-    teacher, teacher_seconds = train_for(budget / 2, models.VelocityMLP, FlowMatching(ot_pairs), lr=lr)
+    teacher, teacher_seconds = train_for(budget / 2, models.VelocityMLP, FlowMatching(ot_pairs), seed=seed, lr=lr)
     teacher_drawn = counted.drawn
     rows.append(row(task, "OT-CFM teacher (half budget, Euler)", euler(teacher), teacher_seconds, teacher_drawn))
 
     counted.drawn = 0
     objective = flowmap.FlowMapDistillation(teacher, task.source)
-    student, student_seconds = train_for(budget / 2, lambda: models.VelocityMLP(times=2), objective, lr=lr, grad_clip=1.0)
+    student, student_seconds = train_for(budget / 2, lambda: models.VelocityMLP(times=2), objective, seed=seed, lr=lr,
+                                         grad_clip=1.0)
     rows.append(
         row(
             task,
@@ -85,9 +88,9 @@ def flow_maps(task, budget: float, lr: float) -> list[dict]:
     )
 
     start = time.perf_counter()
-    pairs = rectify.sample_pairs(teacher, task.source.sample(5000, torch.Generator().manual_seed(7)), steps=25)
+    pairs = rectify.sample_pairs(teacher, task.source.sample(5000, torch.Generator().manual_seed(seed + 7)), steps=25)
     left = budget / 2 - (time.perf_counter() - start)
-    one_step, distil_seconds = train_for(left, lambda: teacher.__class__(), rectify.Distillation(pairs), lr=1e-3)
+    one_step, distil_seconds = train_for(left, lambda: teacher.__class__(), rectify.Distillation(pairs), seed=seed, lr=1e-3)
     rows.append(
         row(
             task,
@@ -101,7 +104,7 @@ def flow_maps(task, budget: float, lr: float) -> list[dict]:
 
     for name, cls in (("MeanFlow", meanflow.MeanFlow), ("SplitMeanFlow", meanflow.SplitMeanFlow)):
         counted.drawn = 0
-        model, seconds = train_for(budget, lambda: models.VelocityMLP(times=2), cls(ot_pairs), lr=lr, grad_clip=1.0)
+        model, seconds = train_for(budget, lambda: models.VelocityMLP(times=2), cls(ot_pairs), seed=seed, lr=lr, grad_clip=1.0)
         rows.append(row(task, f"{name} (OT pairs)", jumps(model), seconds, counted.drawn))
 
     counted.drawn = 0
@@ -111,9 +114,9 @@ def flow_maps(task, budget: float, lr: float) -> list[dict]:
     )
     counted.drawn = 0
     rounds = rectify.rectified_flow(
-        task.source, counted, rounds=2, steps=steps, num_pairs=5000, pair_steps=25, lr=2e-3, progress=False
+        task.source, counted, rounds=2, steps=steps, num_pairs=5000, pair_steps=25, lr=2e-3, progress=False, seed=seed
     )
-    pairs = rectify.sample_pairs(rounds[1].model, task.source.sample(5000, torch.Generator().manual_seed(1)), 25)
+    pairs = rectify.sample_pairs(rounds[1].model, task.source.sample(5000, torch.Generator().manual_seed(seed + 1)), 25)
     left = budget - (time.perf_counter() - start)
     student = rounds[1].model  # distillation trains in place
     rectify.distill(
@@ -134,13 +137,13 @@ def flow_maps(task, budget: float, lr: float) -> list[dict]:
     for name, coupling in (("1-RF", couplings.independent), ("OT-CFM", couplings.ExactOT())):
         counted.drawn = 0
         model, seconds = train_for(
-            budget, models.VelocityMLP, FlowMatching(couplings.PairSampler(task.source, counted, coupling)), lr=lr
+            budget, models.VelocityMLP, FlowMatching(couplings.PairSampler(task.source, counted, coupling)), seed=seed, lr=lr
         )
         rows.append(row(task, f"{name} (Euler)", euler(model), seconds, counted.drawn))
     return rows
 
 
-def blockwise_rows(task, budget: float, lr: float, nfes=(1, 2, 4, 8, 16)) -> list[dict]:
+def blockwise_rows(task, budget: float, lr: float, seed: int, nfes=(1, 2, 4, 8, 16)) -> list[dict]:
     """W2 and sampling ms against NFE for M = 1, 2, 4 segments at the parameters of one VelocityMLP(hidden=128)."""
     parameters = sum(p.numel() for p in models.VelocityMLP().parameters())
     pairs = couplings.PairSampler(task.source, task.target)
@@ -151,7 +154,7 @@ def blockwise_rows(task, budget: float, lr: float, nfes=(1, 2, 4, 8, 16)) -> lis
         def build(segments=segments, hidden=hidden):
             return blockwise.Blockwise(segments, hidden=hidden)
 
-        trained[segments], seconds = train_for(budget, build, FlowMatching(pairs), lr=lr)
+        trained[segments], seconds = train_for(budget, build, FlowMatching(pairs), seed=seed, lr=lr)
         result = {
             "M": segments,
             "hidden": hidden,
@@ -172,10 +175,10 @@ def blockwise_rows(task, budget: float, lr: float, nfes=(1, 2, 4, 8, 16)) -> lis
     return rows
 
 
-def latent_rows(budget: float, lr: float, dim: int = 32) -> list[dict]:
+def latent_rows(budget: float, lr: float, seed: int, dim: int = 32) -> list[dict]:
     """Ambient flow matching in ``dim`` dimensions against autoencoder + latent flow matching, equal training time."""
     lifted = latent.Lifted("moons", dim=dim)
-    generator = torch.Generator().manual_seed(1)
+    generator = torch.Generator().manual_seed(seed + 1)
     reference = lifted.sample(1000, generator)
     rows = [
         {
@@ -203,17 +206,20 @@ def latent_rows(budget: float, lr: float, dim: int = 32) -> list[dict]:
         budget,
         lambda: models.VelocityMLP(dim=dim),
         FlowMatching(couplings.PairSampler(data.Gaussian((0.0,) * dim), lifted)),
+        seed=seed,
         lr=lr,
     )
     z0 = torch.randn(1000, dim, generator=generator)
     add("flow matching in R^32 (50 Euler steps)", lambda: solvers.integrate(ambient, z0, 50).x, seconds)
 
-    autoencoder, ae_seconds = train_for(budget / 3, lambda: latent.Autoencoder(dim), latent.Reconstruction(lifted), lr=3e-3)
+    autoencoder, ae_seconds = train_for(budget / 3, lambda: latent.Autoencoder(dim), latent.Reconstruction(lifted), seed=seed,
+                                        lr=3e-3)
     autoencoder.calibrate(lifted.sample(5000, generator))
     autoencoder.requires_grad_(False)
     target = latent.Encoded(lifted, autoencoder)
     flow, flow_seconds = train_for(
-        budget - ae_seconds, models.VelocityMLP, FlowMatching(couplings.PairSampler(data.Gaussian((0.0, 0.0)), target)), lr=lr
+        budget - ae_seconds, models.VelocityMLP, FlowMatching(couplings.PairSampler(data.Gaussian((0.0, 0.0)), target)),
+        seed=seed, lr=lr,
     )
     z0 = torch.randn(1000, 2, generator=generator)
     add(
@@ -224,7 +230,7 @@ def latent_rows(budget: float, lr: float, dim: int = 32) -> list[dict]:
     return rows
 
 
-def decoding_rows(repeats: int = 5, length: int = 64, steps: int = 150) -> list[dict]:
+def decoding_rows(seed: int, repeats: int = 5, length: int = 64, steps: int = 150) -> list[dict]:
     """Sequential vs Jacobi vs GS-Jacobi decoding of small TARFlows trained on ``nf.Wander`` sequences."""
     rows = []
     for rho in (0.2, 0.9):
@@ -233,10 +239,11 @@ def decoding_rows(repeats: int = 5, length: int = 64, steps: int = 150) -> list[
             "deep-shallow (2 layers + 2 × 1)": lambda: nf.deep_shallow(length, 2, shallow=2, deep_layers=2, width=16, heads=2),
         }
         for name, build in builds.items():
-            toyflow.seed(0)
+            toyflow.seed(seed)
             flow = build()
             history = fit(
-                flow, nf.MaximumLikelihood(nf.Wander(length, rho), batch_size=64, noise=0.05), steps, lr=3e-3, progress=False
+                flow, nf.MaximumLikelihood(nf.Wander(length, rho), batch_size=64, noise=0.05), steps, lr=3e-3, seed=seed,
+                progress=False,
             )
             x = nf.Wander(length, rho).sample(1000, torch.Generator().manual_seed(3))
             with torch.no_grad():
@@ -277,28 +284,40 @@ def decoding_rows(repeats: int = 5, length: int = 64, steps: int = 150) -> list[
     return rows
 
 
+PARTS = {  # each part: its rows, its identifying columns and the columns summarised over seeds
+    "flowmap": (lambda task, args, seed: flow_maps(task, args.budget, args.lr, seed), ("method",),
+                ("W2 @1", "W2 @2", "W2 @4", "train s", "sample ms (2,000 pts, 1 NFE)")),
+    "blockwise": (lambda task, args, seed: blockwise_rows(task, args.budget, args.lr, seed), ("M", "hidden"),
+                  ("W2 @1", "W2 @2", "W2 @4", "W2 @8", "W2 @16", "ms @1", "ms @4", "ms @16")),
+    "latent": (lambda task, args, seed: latent_rows(args.budget, args.lr, seed), ("method",),
+               ("W2 (32-D)", "W2 (2-D coords)", "sample s")),
+    "tarflow": (lambda task, args, seed: decoding_rows(seed), ("rho", "model", "sequences", "method"),
+                ("NLL / token", "passes per block", "wall s", "speed-up", "largest diff")),
+}
+
+
 def main() -> None:
-    command = parser(__doc__)
+    command = parser(__doc__, seeds=[0, 1, 2])
     command.add_argument("--budget", type=float, default=30.0, help="training seconds per method (%(default)s)")
     command.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (%(default)s)")
-    command.add_argument("--parts", default="flowmap,blockwise,latent,tarflow", help="which parts to run (%(default)s)")
+    command.add_argument("--parts", default=",".join(PARTS), help="which parts to run, comma-separated (%(default)s)")
     args, started = parse(command)
+    parts = args.parts.split(",")
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        command.error(f"unknown parts {sorted(unknown)}; choose from {list(PARTS)}")
     task = torchcfm_task()
     result = {"settings": vars(args), "floor_w2": task.floor, "iid_floor_w2": task.iid_floor}
     print(f"W2 floors: stratified {task.floor:.3f}, i.i.d. {task.iid_floor:.3f}\n")
-    parts = args.parts.split(",")
-    if "flowmap" in parts:
-        result["flowmap"] = flow_maps(task, args.budget, args.lr)
-        print(plot.markdown_table(result["flowmap"]), "\n", flush=True)
-    if "blockwise" in parts:
-        result["blockwise"] = blockwise_rows(task, args.budget, args.lr)
-        print(plot.markdown_table(result["blockwise"]), "\n", flush=True)
-    if "latent" in parts:
-        result["latent"] = latent_rows(args.budget, args.lr)
-        print(plot.markdown_table(result["latent"]), "\n", flush=True)
-    if "tarflow" in parts:
-        result["tarflow"] = decoding_rows()
-        print(plot.markdown_table(result["tarflow"], 4), "\n", flush=True)
+    for part in parts:
+        rows, keys, values = PARTS[part]
+        result[part] = []
+        for seed in args.seeds:
+            new = [{**row, "seed": seed} for row in rows(task, args, seed)]
+            result[part] += new
+            print(f"{part}, seed {seed}:\n{plot.markdown_table(new, 4)}\n", flush=True)
+        result[f"{part} summary"] = summarise_seeds(result[part], keys, values)
+        print(f"{part}, over seeds {args.seeds}:\n{plot.markdown_table(result[f'{part} summary'], 4)}\n", flush=True)
     print("saved", save("fast_" + "_".join(parts), result, started))
 
 

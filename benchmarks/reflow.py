@@ -16,7 +16,7 @@ import copy
 import time
 
 import torch
-from common import parse, parser, save, torchcfm_available, torchcfm_task, train_torchcfm
+from common import parse, parser, save, summarise_seeds, torchcfm_available, torchcfm_task, train_torchcfm
 from tqdm.auto import tqdm
 
 from toyflow import metrics, models, paths, plot, rectify
@@ -58,10 +58,9 @@ def torchcfm_ot_cfm(task, steps: int) -> dict:
 
 
 def main() -> None:
-    command = parser(__doc__)
+    command = parser(__doc__, seeds=[0, 1, 2])
     command.add_argument("--steps", type=int, default=5000, help="training steps of each stage (%(default)s)")
     command.add_argument("--pairs", type=int, default=20000, help="rectified pairs per reflow/distillation (%(default)s)")
-    command.add_argument("--seeds", type=int, nargs="+", default=[0], help="one pipeline per seed (%(default)s)")
     command.add_argument("--no-lee", action="store_true", help="train the 2-RF with uniform times and the L2 loss")
     command.add_argument("--torchcfm-steps", type=int, nargs="*", default=[2000, 20000],
                         help="OT-CFM runs of torchcfm (needs the bench extra); none to skip (%(default)s)")
@@ -79,7 +78,9 @@ def main() -> None:
               f"straightness(2-RF)/straightness(1-RF) = {straighter:.4f}")
     if torchcfm_available():
         result["rows"] += [torchcfm_ot_cfm(task, steps) for steps in args.torchcfm_steps]
-    print(plot.markdown_table(result["rows"], 3))
+    result["summary"] = summarise_seeds(result["rows"], ("stage",), ("W2 @1", "straightness"))
+    print(plot.markdown_table(result["rows"], 3), "\n")
+    print(plot.markdown_table(result["summary"], 3))
     print(f"\nW2 floors: two stratified reference sets {task.floor:.3f}; i.i.d. target draws {task.iid_floor:.3f}")
     print("saved", save("reflow", result, started))
 
