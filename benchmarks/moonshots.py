@@ -70,7 +70,7 @@ def result(goal: str, method: str, seed: int, steps: int | str, seconds: float, 
 def flow_matching(task, budget: float, seed: int) -> tuple[models.VelocityMLP, dict]:
     """Flow matching with independent pairs, ``FM`` settings, for ``budget`` s; the model and its row."""
     objective = FlowMatching(couplings.PairSampler(task.source, task.target), batch_size=FM["batch"])
-    steps = steps_in(models.VelocityMLP, objective, budget, FM["lr"])
+    steps = steps_in(models.VelocityMLP, objective, budget, FM["lr"], ema=FM["ema"])
     torch.manual_seed(seed)
     model = models.VelocityMLP()
     history = fit(model, objective, steps, lr=FM["lr"], ema=FM["ema"], seed=seed, progress=False)
@@ -81,7 +81,7 @@ def flow_matching(task, budget: float, seed: int) -> tuple[models.VelocityMLP, d
 def split_meanflow(task, budget: float, seed: int) -> dict:
     """SplitMeanFlow (Guo et al. 2025) on exact minibatch-OT pairs with the ``SPLIT`` settings, ``budget`` s; W2 @ 1."""
     objective = SplitMeanFlow(couplings.PairSampler(task.source, task.target, couplings.ExactOT()), batch_size=SPLIT["batch"])
-    steps = steps_in(lambda: models.VelocityMLP(times=2), objective, budget, SPLIT["lr"])
+    steps = steps_in(lambda: models.VelocityMLP(times=2), objective, budget, SPLIT["lr"], grad_clip=SPLIT["grad_clip"])
     torch.manual_seed(seed)
     model = models.VelocityMLP(times=2)
     history = fit(model, objective, steps, lr=SPLIT["lr"], grad_clip=SPLIT["grad_clip"], ema=SPLIT["ema"], seed=seed,
@@ -101,7 +101,8 @@ def distilled(task, budget: float, seed: int) -> dict:
     student = copy.deepcopy(teacher)
     objective = rectify.Distillation(pairs, DISTILL["batch"])
     remaining = budget - (time.perf_counter() - start)
-    steps = steps_in(lambda: copy.deepcopy(teacher), objective, 0.9 * remaining, DISTILL["lr"])  # the probe costs time too
+    # 0.9: the probe costs time too
+    steps = steps_in(lambda: copy.deepcopy(teacher), objective, 0.9 * remaining, DISTILL["lr"], ema=DISTILL["ema"])
     fit(student, objective, steps, lr=DISTILL["lr"], ema=DISTILL["ema"], seed=seed, progress=False)
     total = time.perf_counter() - start
     w2 = metrics.w2(rectify.one_step(student)(task.x0), task.x1)
@@ -146,7 +147,7 @@ def torchcfm_rows(task, goal: str, budget: float, seed: int) -> list[dict]:
     rows = [result(goal, f"torchcfm README recipe, {name} (σ = 0.1)", seed, steps, seconds,
                    metrics.w2(solvers.integrate(velocity, task.x0, nfe).x, task.x1))]
     objective = TorchcfmMatcher(matcher(sigma=0.0), task.source, task.target, batch_size=FM["batch"])
-    steps = steps_in(models.VelocityMLP, objective, budget, FM["lr"])
+    steps = steps_in(models.VelocityMLP, objective, budget, FM["lr"], ema=FM["ema"])
     torch.manual_seed(seed)
     model = models.VelocityMLP()
     history = fit(model, objective, steps, lr=FM["lr"], ema=FM["ema"], seed=seed, progress=False)
