@@ -20,17 +20,16 @@ couplings is measured by benchmarks/ot_step.py.
 
 from __future__ import annotations
 
-import statistics
 from functools import partial
 
 import torch
 from common import (
     TorchcfmMatcher,
-    median_and_worst,
     median_seconds,
     parse,
     parser,
     save,
+    summarise_seeds,
     torchcfm_available,
     torchcfm_task,
     train_torchcfm,
@@ -116,19 +115,6 @@ def torchcfm_recipe(task, steps: int, seeds: list[int]) -> list[dict]:
     return rows
 
 
-def summarise(rows: list[dict]) -> list[dict]:
-    """Per recipe: median and worst W2 @ 1 and @ 100 over its seeds, and the median training seconds."""
-    summary = []
-    for recipe in dict.fromkeys(row["recipe"] for row in rows):
-        runs = [row for row in rows if row["recipe"] == recipe]
-        at_1, at_100 = (median_and_worst([row[f"W2 @ {k}"] for row in runs]) for k in (1, 100))
-        summary.append({"recipe": recipe, "seeds": len(runs), "steps": runs[0]["steps"],
-                        "median train s": statistics.median(row["train s"] for row in runs),
-                        "median W2 @ 1": at_1["median"], "worst W2 @ 1": at_1["worst"],
-                        "median W2 @ 100": at_100["median"], "worst W2 @ 100": at_100["worst"]})
-    return summary
-
-
 def main() -> None:
     command = parser(__doc__, seeds=[0, 1, 2])
     command.add_argument("--budgets", type=float, nargs="+", default=[5.0, 20.0], help="training seconds (%(default)s)")
@@ -151,7 +137,7 @@ def main() -> None:
     if torchcfm_available():
         rows += matcher_swap(task, args.swap_steps, args.lr, args.seeds) if args.swap_steps else []
         rows += torchcfm_recipe(task, args.torchcfm_steps, args.seeds) if args.torchcfm_steps else []
-    result["rows"], result["summary"] = rows, summarise(rows)
+    result["rows"], result["summary"] = rows, summarise_seeds(rows, ("recipe", "steps"), ("W2 @ 1", "W2 @ 100"))
     print(plot.markdown_table(rows, 3), "\n")
     print(plot.markdown_table(result["summary"], 3))
     reached = [row for row in result["summary"] if row["recipe"].startswith("toyflow,") and row["median W2 @ 100"] <= 0.20]

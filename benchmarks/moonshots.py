@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import statistics
 import time
 
 import torch
 from common import (
     TorchcfmMatcher,
     ZukoNSF,
-    median_and_worst,
     parse,
     parser,
     save,
     steps_in,
+    summarise_seeds,
     torchcfm_available,
     torchcfm_task,
     train_torchcfm,
@@ -67,15 +66,21 @@ def result(goal: str, method: str, seed: int, steps: int | str, seconds: float, 
     return {"goal": goal, "method": method, "seed": seed, "steps": steps, "train s": seconds, "value": value}
 
 
-def flow_matching(task, budget: float, seed: int) -> tuple[models.VelocityMLP, dict]:
-    """Flow matching with independent pairs, ``FM`` settings, for ``budget`` s; the model and its row."""
-    objective = FlowMatching(couplings.PairSampler(task.source, task.target), batch_size=FM["batch"])
+def fm_recipe(task, objective, budget: float, seed: int, nfe: int) -> tuple[models.VelocityMLP, int, float, float]:
+    """``VelocityMLP`` trained on ``objective`` with the ``FM`` settings for ``budget`` s: the model, its steps, its
+    training seconds and its W2 after ``nfe`` Euler steps."""
     steps = steps_in(models.VelocityMLP, objective, budget, FM["lr"], ema=FM["ema"])
     torch.manual_seed(seed)
     model = models.VelocityMLP()
     history = fit(model, objective, steps, lr=FM["lr"], ema=FM["ema"], seed=seed, progress=False)
-    w2 = metrics.w2(solvers.integrate(model, task.x0, 100).x, task.x1)
-    return model, result("flow matching, W2 @ 100", "flow matching", seed, steps, history.seconds, w2)
+    return model, steps, history.seconds, metrics.w2(solvers.integrate(model, task.x0, nfe).x, task.x1)
+
+
+def flow_matching(task, budget: float, seed: int) -> tuple[models.VelocityMLP, dict]:
+    """Flow matching with independent pairs, ``FM`` settings, for ``budget`` s; the model and its row."""
+    objective = FlowMatching(couplings.PairSampler(task.source, task.target), batch_size=FM["batch"])
+    model, steps, seconds, w2 = fm_recipe(task, objective, budget, seed, 100)
+    return model, result("flow matching, W2 @ 100", "flow matching", seed, steps, seconds, w2)
 
 
 def split_meanflow(task, budget: float, seed: int) -> dict:
@@ -147,12 +152,8 @@ def torchcfm_rows(task, goal: str, budget: float, seed: int) -> list[dict]:
     rows = [result(goal, f"torchcfm README recipe, {name} (σ = 0.1)", seed, steps, seconds,
                    metrics.w2(solvers.integrate(velocity, task.x0, nfe).x, task.x1))]
     objective = TorchcfmMatcher(matcher(sigma=0.0), task.source, task.target, batch_size=FM["batch"])
-    steps = steps_in(models.VelocityMLP, objective, budget, FM["lr"], ema=FM["ema"])
-    torch.manual_seed(seed)
-    model = models.VelocityMLP()
-    history = fit(model, objective, steps, lr=FM["lr"], ema=FM["ema"], seed=seed, progress=False)
-    rows.append(result(goal, f"torchcfm {name} (σ = 0) in toyflow's recipe", seed, steps, history.seconds,
-                       metrics.w2(solvers.integrate(model, task.x0, nfe).x, task.x1)))
+    _, steps, seconds, w2 = fm_recipe(task, objective, budget, seed, nfe)
+    rows.append(result(goal, f"torchcfm {name} (σ = 0) in toyflow's recipe", seed, steps, seconds, w2))
     return rows
 
 
@@ -161,14 +162,9 @@ ONE_STEP = {"splitmeanflow": split_meanflow, "distill": distilled}
 
 def summarise(rows: list[dict]) -> list[dict]:
     """Per goal and method: median and worst over the seeds, the median training seconds and the verdict."""
-    summary = []
-    for goal, method in dict.fromkeys((row["goal"], row["method"]) for row in rows):
-        runs = [row for row in rows if (row["goal"], row["method"]) == (goal, method)]
-        spread = median_and_worst([row["value"] for row in runs])
-        summary.append({"goal": goal, "method": method, "limit": GOALS[goal], "seeds": len(runs), "median": spread["median"],
-                        "worst": spread["worst"], "median train s": statistics.median(row["train s"] for row in runs),
-                        "met (median)": spread["median"] <= GOALS[goal]})
-    return summary
+    summary = summarise_seeds(rows, ("goal", "method"), ("value",))
+    return [line | {"limit": GOALS[line["goal"]], "met (median)": line["median value"] <= GOALS[line["goal"]]}
+            for line in summary]
 
 
 def main() -> None:
@@ -179,7 +175,8 @@ def main() -> None:
     command.add_argument("--one-step", choices=sorted(ONE_STEP), default="splitmeanflow",
                          help="which one-step generator (%(default)s)")
     command.add_argument("--nf-budget", type=float, default=50.0,
-                         help="SplineFlow training s; the estimate of the steps can overrun by 10 %%, so below 55 (%(default)s)")
+                         help="training s of each flow (%(default)s); the steps come from a short probe and have run "
+                              "up to a quarter over: read the train s column")
     args, started = parse(command)
 
     task = torchcfm_task()

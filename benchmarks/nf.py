@@ -20,12 +20,11 @@ from __future__ import annotations
 import functools
 import importlib.util
 import itertools
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from common import ZukoNSF, median_and_worst, median_seconds, parse, parser, save, steps_in
+from common import ZukoNSF, median_seconds, parse, parser, save, steps_in, summarise_seeds
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -121,19 +120,6 @@ def nll_against_time(name: str, target: data.Distribution, budgets: list[float],
     return rows
 
 
-def summarise(rows: list[dict]) -> list[dict]:
-    """Per data set, model and budget: the median and worst gap (or NLL) over the seeds."""
-    summary = []
-    for key in dict.fromkeys((row["data"], row["model"], row["budget s"]) for row in rows):
-        runs = [row for row in rows if (row["data"], row["model"], row["budget s"]) == key]
-        column = "gap" if runs[0]["gap"] != "—" else "NLL"
-        spread = median_and_worst([row[column] for row in runs])
-        summary.append({"data": key[0], "model": key[1], "budget s": key[2], "seeds": len(runs),
-                        "median train s": statistics.median(row["train s"] for row in runs),
-                        f"median {column}": spread["median"], f"worst {column}": spread["worst"]})
-    return summary
-
-
 def verdicts(summary: list[dict]) -> list[str]:
     """Issue 14's goals on 8 gaussians within 60 s of training, judged by the median gap over the seeds."""
     rows = [row for row in summary if row["data"] == "8gaussians" and row["median train s"] <= 60]
@@ -182,7 +168,7 @@ def main() -> None:
     for name in args.data:
         result["nll"] += nll_against_time(name, data.get(name), args.budgets, args.seeds, best, "CNF" in args.models)
     print(plot.markdown_table(result["nll"], 3), "\n")
-    result["summary"] = summarise(result["nll"])
+    result["summary"] = summarise_seeds(result["nll"], ("data", "model", "budget s"), ("gap", "NLL"))
     print(plot.markdown_table(result["summary"], 3), "\n")
     print("\n".join(verdicts(result["summary"])))
     if args.tarflow_steps:
