@@ -6,7 +6,7 @@ samples at 1 and 2 function evaluations (NFE). Methods: MeanFlow and SplitMeanFl
 minibatch-OT pairs (peak lr ``--lr``); the baselines 1-RF and OT-CFM sampled with Euler steps, whose peak
 lr is tuned on a grid (``--baseline-lrs``, each trained ``--tune-budget`` s with seed 0 and scored on a
 validation task of other points); and 2-RF + distillation with its budget split between 1-RF, reflow and
-distillation (generating the pairs counts towards it; lrs as in reflow.py and notebook 04). Tables: step
+distillation (generating the pairs counts towards it; lrs as in reflow.py and notebook 05). Tables: step
 cost, the baseline lr grid, every run, and per method the median and worst over the seeds. Writes
 benchmarks/results/meanflow.json.
 
@@ -93,7 +93,7 @@ def tune_baselines(objectives: dict, cost: dict[str, float], lrs: list[float], b
 
 def reflow_and_distil(task, budget: float, seconds_per_step: float, num_pairs: int, pair_steps: int, seed: int = 0) -> dict:
     """1-RF and 2-RF with 40 % of the budget each, distillation with what is left after the pairs are made.
-    Learning rates as in benchmarks/reflow.py (2e-3) and notebook 04 (distillation, 1e-3)."""
+    Learning rates as in benchmarks/reflow.py (2e-3) and notebook 05 (distillation, 1e-3)."""
     start = time.perf_counter()
     torch.manual_seed(seed)
     steps = max(100, int(0.4 * budget / seconds_per_step))

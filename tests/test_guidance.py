@@ -174,7 +174,7 @@ def test_best_of_n_keeps_the_best_candidate_and_counts_its_cost():
         guidance.best_of_n(field, reward, x0, n=3, steps=5)
 
 
-# ---- exercise checkers of notebook 11 -----------------------------------------------------------
+# ---- exercise checkers of notebook 13 -----------------------------------------------------------
 
 
 def test_cfg_checker_accepts_the_formula_and_names_each_mistake(capsys):

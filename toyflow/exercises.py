@@ -240,7 +240,7 @@ def check_meanflow_target(target: Callable[..., Tensor]) -> bool:
     ])
 
 
-# --- notebooks 09 and 10: sampling after training ---
+# --- notebooks 11 and 12: sampling after training ---
 
 def _score_cases(seed: int = 2, count: int = 4) -> list[Case]:
     """``(velocity (n, d), x (n, d), t (n,))`` from a closed-form field, times in ``[0, 0.9)``."""
@@ -335,7 +335,7 @@ def check_lookahead(lookahead: Callable[..., Tensor]) -> bool:
     ])
 
 
-# --- notebook 11: guidance ---
+# --- notebook 13: guidance ---
 
 
 def _field_cases(seed: int, count: int = 4) -> list[Case]:
@@ -370,7 +370,7 @@ def check_endpoint_estimate(estimate: Callable[..., Tensor]) -> bool:
     ])
 
 
-# --- notebook 12: reward fine-tuning ---
+# --- notebook 14: reward fine-tuning ---
 
 
 def check_group_advantages(advantage: Callable[..., Tensor]) -> bool:
@@ -404,7 +404,7 @@ def check_clipped_surrogate(surrogate: Callable[..., Tensor]) -> bool:
     ])
 
 
-# --- notebook 13: fast generators (13, 14, and the Jacobi pass of notebook 08) ---
+# --- notebook 08: fast generators (13, 14, and the Jacobi pass of notebook 10) ---
 
 
 def _flowmap_cases(seed: int = 13, count: int = 4) -> list[Case]:

@@ -24,7 +24,7 @@ can add the dispersive regulariser of "Diffuse and Disperse" (Wang & He 2025), u
 
 Both targets are built from the network itself, so the defaults decide whether training converges.
 toyflow's differ from MeanFlow's ImageNet code; each was found by experiment on the closed-form
-Gaussian case (tests/test_meanflow.py) and on 8 gaussians → moons (notebooks/06_meanflow.ipynb):
+Gaussian case (tests/test_meanflow.py) and on 8 gaussians → moons (notebooks/07_meanflow.ipynb):
 
 - **``t = s`` pairs take one time draw**, not the smaller of two. The smaller of two rarely lands near
   ``t = 1``, so ``v`` goes unlearned there, and ``u(x, 0, 1)``, the average of ``v`` over the whole
