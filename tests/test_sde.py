@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -83,16 +85,75 @@ def test_a_grid_that_stops_before_one_stays_stochastic_to_the_end():
     assert a.nfe == 5 and not torch.allclose(a.x, b.x)
 
 
-def test_the_step_is_differentiable_and_its_transition_is_gaussian():
+def test_the_step_is_differentiable_and_its_transition_is_the_exponential_step():
+    """mean = x + dt·v − (1 − e^{−κ})·(x − t·v), std = √((1 − t)(1 − e^{−2κ})), κ = g²dt/(2(1 − t))."""
     x = source(16).requires_grad_(True)
     t, dt = torch.tensor(0.3, dtype=torch.float64), torch.tensor(0.1, dtype=torch.float64)
     mean, std = sde.transition(CASE.velocity, x, t, dt, sde.constant(2.0))
-    torch.testing.assert_close(std, torch.full((16, 1), 2.0 * 0.1**0.5, dtype=torch.float64))
+    v, kappa = CASE.velocity(x, t.expand(16)), 4.0 * 0.1 / (2 * 0.7)
+    torch.testing.assert_close(mean, x + 0.1 * v - (1 - math.exp(-kappa)) * (x - 0.3 * v))
+    torch.testing.assert_close(std, torch.full((16, 1), (0.7 * (1 - math.exp(-2 * kappa))) ** 0.5, dtype=torch.float64))
     noise = torch.randn(16, 2, dtype=torch.float64)
-    step = sde.euler_maruyama_step(CASE.velocity, x, t, dt, sde.constant(2.0), noise)
+    step = sde.exponential_step(CASE.velocity, x, t, dt, sde.constant(2.0), noise)
     torch.testing.assert_close(step, mean + std * noise)
     step.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_the_step_is_euler_maruyama_for_small_steps_and_euler_without_noise():
+    """To first order in dt the step is the Euler–Maruyama law N(x + dt·(v + ½g²s), g²dt·I); g = 0 is Euler."""
+    x, t = source(32), torch.full((32,), 0.4, dtype=torch.float64)
+    v = CASE.velocity(x, t)
+    for dt in (1e-3, 1e-4):
+        mean, std = sde.transition(CASE.velocity, x, t, dt, sde.vp(1.0))
+        em_mean = x + dt * sde.drift(v, x, t, sde.vp(1.0)(t))
+        assert (mean - em_mean).abs().max() / dt < 50 * dt  # the gap is O(dt²)
+        torch.testing.assert_close(std[:, 0], sde.vp(1.0)(t) * dt**0.5, rtol=10 * dt, atol=0)
+    mean, std = sde.transition(CASE.velocity, x, t, 0.1, sde.constant(0.0))
+    torch.testing.assert_close(mean, x + 0.1 * v)
+    assert (std == 0).all()
+
+
+def test_euler_maruyama_step_is_the_textbook_step():
+    """The exercise's reference: x + dt·(v + ½g²s) + g·√dt·noise, whatever κ."""
+    x, noise = source(16), source(16, seed=5)
+    t, dt = torch.tensor(0.0, dtype=torch.float64), torch.tensor(0.1, dtype=torch.float64)
+    g = sde.vp(1.0)(t.expand(16))[:, None]  # g² = 40: κ = 2, where this step overshoots
+    v = CASE.velocity(x, t.expand(16))
+    expected = x + 0.1 * (v + 0.5 * g**2 * sde.score_from_velocity(v, x, t.expand(16))) + g * 0.1**0.5 * noise
+    torch.testing.assert_close(sde.euler_maruyama_step(CASE.velocity, x, t, dt, sde.vp(1.0), noise), expected)
+
+
+# Every schedule the library and its notebooks sample with (vp(0.5) is Flow-GRPO's default in finetune,
+# decaying(1.5) notebook 11's and the sampling benchmark's), at the step counts they use: 10 (Flow-GRPO,
+# search tests), 20 (search's default, notebook 12), 100 (notebook 11, benchmarks/sampling.py).
+SCHEDULES = {"constant(1)": sde.constant(1.0), "decaying(1.5)": sde.decaying(1.5), "vp(1)": sde.vp(1.0),
+             "vp(0.5)": sde.vp(0.5)}
+
+
+@pytest.mark.parametrize("steps", [10, 20, 100])
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_every_intermediate_marginal_is_kept_on_the_gaussian_case(name, steps):
+    """At every grid time x_t ~ N(t·m, σ_t² I). The mean must be exact (within sampling error) and the std within
+    the Euler ODE's own worst relative error at this step count, plus 0.01 for sampling. Plain Euler–Maruyama fails
+    this for vp: its first step spreads the samples to std 2.28 (vp(1), 10 steps) where σ = 0.90."""
+    x0 = source(100_000, seed=11)
+    sde_path = sde.euler_maruyama(CASE.velocity, x0, steps, SCHEDULES[name], torch.Generator().manual_seed(12),
+                                  return_path=True).path[1:]  # (steps, n, 2)
+    ode_path = solvers.integrate(CASE.velocity, x0, steps, return_path=True).path[1:]
+    grid = solvers.time_grid(steps, dtype=torch.float64)[1:]
+    sigma, m = CASE.sigma(grid), torch.tensor(CASE.mean, dtype=torch.float64)
+
+    def relative_std_error(path):  # (steps,): |std / σ_t − 1| at every grid time, averaged over the two coordinates
+        return (path.std(1).mean(1) / sigma - 1).abs()
+
+    allowed = relative_std_error(ode_path).max().item() + 0.01
+    error = relative_std_error(sde_path)
+    mean_error = (sde_path.mean(1) - grid[:, None] * m).abs().max().item()
+    assert mean_error < 0.01, f"{name}, {steps} steps: a mean is off by {mean_error:.3f}"
+    worst = int(error.argmax())
+    assert error[worst] <= allowed, (f"{name}, {steps} steps: std {sde_path[worst].std(0).mean():.3f} at t = "
+                                     f"{grid[worst]:.2f} where σ = {sigma[worst]:.3f} (allowed relative error {allowed:.3f})")
 
 
 def test_schedules():

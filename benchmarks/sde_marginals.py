@@ -1,0 +1,90 @@
+"""Does the SDE sampler keep every intermediate marginal? The Gaussian case, before and after issue 20 (item 1).
+
+From ``N(0, I)`` to ``N(m, s²I)`` (m = (2, −1), s = 0.5) the marginal at time t is ``N(t·m, σ_t² I)`` with
+``σ_t² = (1 − t)² + t²s²``, and the velocity is known exactly (``toyflow.closed_form``). For each diffusion schedule
+and step count the same source points and the same Brownian draws go through
+
+- the old step, plain Euler–Maruyama ``x + dt·(v + ½g²s) + g·√dt·ε`` (kept below only to show "before");
+- the new step, :func:`toyflow.sde.exponential_step` (what ``sde.euler_maruyama``, ``sde.transition``, search and
+  Flow-GRPO use now): ``x + dt·v − (1 − e^{−κ})·(x − t·v) + √((1 − t)(1 − e^{−2κ}))·ε``, ``κ = g²dt/(2(1 − t))``;
+- the Euler ODE (``g = 0``), whose own discretisation error is the yardstick.
+
+The table gives the sample std (averaged over the two coordinates) at every grid time; the summary gives each
+sampler's worst relative error ``|std/σ_t − 1|`` over the grid times. The last step, onto t = 1, is the noiseless jump in
+all three. Writes benchmarks/results/sde_marginals.json.
+
+    python benchmarks/sde_marginals.py                 # 10 and 20 steps, 200,000 samples (a few seconds)
+    python benchmarks/sde_marginals.py --steps 10 20 100 200
+"""
+
+from __future__ import annotations
+
+import torch
+from common import parse, parser, save
+
+from toyflow import plot, sde, solvers
+from toyflow.closed_form import GaussianToGaussian
+
+CASE = GaussianToGaussian(mean=(2.0, -1.0), std=0.5)
+SCHEDULES = {"constant(1)": sde.constant(1.0), "decaying(1.5)": sde.decaying(1.5), "vp(1)": sde.vp(1.0),
+             "vp(0.5)": sde.vp(0.5)}
+
+
+def old_euler_maruyama(v, x0: torch.Tensor, steps: int, g: sde.Diffusion, generator: torch.Generator) -> torch.Tensor:
+    """REFERENCE ONLY — the sampler before issue 20: the plain Euler–Maruyama step at every step but the last.
+    Returns the path ``(steps + 1, n, d)``."""
+    grid, x, states = solvers.time_grid(steps, dtype=x0.dtype), x0, [x0]
+    for t, t_next in zip(grid[:-1], grid[1:]):
+        time, dt = t.expand(len(x)), t_next - t
+        velocity = v(x, time)
+        if t_next >= 1:
+            x = x + dt * velocity
+        else:
+            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            score = (t * velocity - x) / (1 - t)
+            x = x + dt * (velocity + 0.5 * g(time)[:, None] ** 2 * score) + g(time)[:, None] * dt.sqrt() * noise
+        states.append(x)
+    return torch.stack(states)
+
+
+def stds(path: torch.Tensor) -> list[float]:
+    """The sample std at every grid time after the start, averaged over the coordinates."""
+    return path[1:].std(1).mean(1).tolist()
+
+
+def worst(values: list[float], exact: list[float]) -> float:
+    """The largest relative error ``|std/σ_t − 1|`` over the grid times."""
+    return max(abs(v / e - 1) for v, e in zip(values, exact))
+
+
+def main() -> None:
+    command = parser(__doc__)
+    command.add_argument("--steps", type=int, nargs="+", default=[10, 20], help="step counts (%(default)s)")
+    command.add_argument("--samples", type=int, default=200_000, help="samples, float64 (%(default)s)")
+    command.add_argument("--seed", type=int, default=0, help="source points and Brownian draws (%(default)s)")
+    args, started = parse(command)
+
+    x0 = torch.randn(args.samples, 2, generator=torch.Generator().manual_seed(args.seed), dtype=torch.float64)
+    rows, summary = [], []
+    for steps in args.steps:
+        grid = solvers.time_grid(steps, dtype=torch.float64)[1:]
+        exact = CASE.sigma(grid).tolist()
+        ode = stds(solvers.integrate(CASE.velocity, x0, steps, return_path=True).path)
+        for name, g in SCHEDULES.items():
+            old = stds(old_euler_maruyama(CASE.velocity, x0, steps, g, torch.Generator().manual_seed(args.seed + 1)))
+            new = stds(sde.euler_maruyama(CASE.velocity, x0, steps, g, torch.Generator().manual_seed(args.seed + 1),
+                                          return_path=True).path)
+            rows += [{"schedule": name, "steps": steps, "t": t, "exact std": e, "old step (Euler–Maruyama)": o,
+                      "new step (exponential)": n, "ODE (Euler)": d}
+                     for t, e, o, n, d in zip(grid.tolist(), exact, old, new, ode)]
+            summary.append({"schedule": name, "steps": steps, "worst relative std error, old step": worst(old, exact),
+                            "new step": worst(new, exact), "ODE (Euler)": worst(ode, exact)})
+    print(plot.markdown_table(rows, 3), "\n")
+    print("Worst relative error of the std, |std/σ_t − 1|, over the grid times (t = 1 included):\n")
+    print(plot.markdown_table(summary, 3), "\n")
+    print("saved", save("sde_marginals", {"case": {"mean": CASE.mean, "std": CASE.std}, "settings": vars(args),
+                                           "rows": rows, "summary": summary}, started))
+
+
+if __name__ == "__main__":
+    main()
