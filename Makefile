@@ -9,7 +9,7 @@ OUT ?= out/demo
 # Bytecode compiled once at install: the notebook kernels would otherwise recompile torch at every start.
 UV_INSTALL := $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python
 
-.PHONY: demo test notebooks site bench lint clean
+.PHONY: demo test notebooks site student bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ notebooks: $(VENV)/.dev  ## re-execute the notebooks in place, with their output
 
 site: $(VENV)/.dev  ## the course website in out/site, from the executed notebooks (math as MathML, no network needed)
 	$(BIN)/python docs/course.py site
+
+student: $(VENV)/.dev  ## the student edition in out/student: solutions removed (nbgrader markers), outputs cleared
+	$(BIN)/python docs/course.py student --out out/student
 
 bench: $(VENV)/.bench  ## speed and quality tables (JSON in benchmarks/results/)
 	for script in $(filter-out benchmarks/common.py,$(wildcard benchmarks/*.py)); do $(BIN)/python $$script || exit 1; done

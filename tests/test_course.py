@@ -1,8 +1,12 @@
 """The course opens anywhere: saved notebooks are clean, Colab cells and badges agree with the one repository URL,
-Binder's environment matches the package, and a Colab-like session runs a notebook with nothing but the package."""
+Binder's environment matches the package, and a Colab-like session runs a notebook with nothing but the package.
+The course map agrees with the notebooks; solution cells are hidden, marked and named apart from the student's functions;
+the student edition runs all the way through ("Run all"), which one cheap notebook proves end to end; no notebook
+asserts on wall time."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -104,3 +108,93 @@ def test_a_colab_like_session_runs_the_tour_from_the_wheel_alone(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     print(f"Colab-like session: {time.perf_counter() - started:.0f} s, {len(names)} packages installed")
+
+
+# ---- the course map, the solutions and the student edition -------------------------------------------------------
+
+# The cheapest notebook with an exercise (measured: the student edition of each, executed alone with nbclient).
+STUDENT_RUN = "12_inference_scaling.ipynb"
+
+
+def test_the_course_map_matches_the_notebooks():
+    assert course.map_problems() == []
+    assert set(course.TRACKS) == {entry.track for entry in course.COURSE}
+    readme = (ROOT / "README.md").read_text()
+    assert course.course_map("notebooks/") in readme, "run `python docs/course.py sync`"
+    tour = "".join("".join(c["source"]) for c in course.load(ROOT / "notebooks" / "00_tour.ipynb")["cells"])
+    assert f"{course.MAP_START}\n\n{course.course_map()}\n\n{course.MAP_END}" in tour, "run `python docs/course.py sync`"
+
+
+@pytest.mark.parametrize("path", course.paths(), ids=lambda p: p.name)
+def test_solutions_are_hidden_marked_and_never_overwrite_the_students_function(path):
+    notebook = course.load(path)
+    assert course.solution_problems(notebook) == []
+
+
+@pytest.mark.parametrize("path", course.paths(), ids=lambda p: p.name)
+def test_run_all_on_the_student_edition_cannot_stop_where_the_full_edition_runs(path):
+    notebook = course.load(path)
+    assert course.student_problems(notebook) == []
+    edition = course.student(notebook)
+    removed = sum(course.is_solution(cell) for cell in notebook["cells"])
+    assert len(edition["cells"]) == len(notebook["cells"]) - removed
+    assert not any(cell.get("outputs") for cell in edition["cells"] if cell["cell_type"] == "code")
+
+
+def test_no_notebook_asserts_on_wall_time():
+    """A GPU runtime or a slow laptop must pass: assert on counts (NFE, passes, steps) and print the times."""
+    found = {path.name: course.wall_time_asserts(course.load(path)) for path in course.paths()}
+    assert not {name: asserts for name, asserts in found.items() if asserts}
+
+
+def _cell(source: str, tags: tuple[str, ...] = ()) -> dict:
+    return {"cell_type": "code", "metadata": {"tags": list(tags)} if tags else {}, "source": source, "outputs": [],
+            "execution_count": 1}
+
+
+def test_the_solution_transform_marks_hides_renames_and_is_idempotent():
+    notebook = {"cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "# title"},
+        _cell("def my_step(x):\n    raise NotImplementedError  # your code here\n\n\nexercises.check_step(my_step)\n"),
+        _cell("# Solution — open this cell to see one answer\ndef my_step(x):\n    return x + 1\n\n\n"
+              "assert exercises.check_step(my_step)\n", tags=("solution",)),
+        _cell("def double(y):\n    ### BEGIN SOLUTION\n    return 2 * y\n    ### END SOLUTION\n\n\n"
+              "exercises.check_double(double)\n"),
+    ], "metadata": {}}
+    full = copy.deepcopy(notebook)
+    course._with_solutions(full)
+    solution = full["cells"][2]
+    assert "".join(solution["source"]) == (f"{course.SOLUTION_TITLE}\n{course.BEGIN}\ndef step(x):\n    return x + 1\n"
+                                           f"{course.END}\n\n\nassert exercises.check_step(step)\n")
+    assert solution["metadata"] == {"tags": ["solution"], "jupyter": {"source_hidden": True}, "cellView": "form"}
+    again = copy.deepcopy(full)
+    course._with_solutions(again)
+    assert again == full
+    assert course.solution_problems(full) == [] and course.student_problems(full) == []
+    edition = course.student(full)
+    assert [c["cell_type"] for c in edition["cells"]] == ["markdown", "code", "code"]
+    assert "".join(edition["cells"][2]["source"]) == f"def double(y):\n    {course.STUB}\n\n\nexercises.check_double(double)\n"
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in edition["cells"][1:])
+    assert course.solution_blocks(full) == 2
+    broken = copy.deepcopy(full)
+    broken["cells"].append(_cell("print(step(1))\n"))  # uses what only the solution defines
+    broken["cells"].append(_cell("my_step(1)\n"))       # calls the stub outside a checker
+    problems = course.student_problems(broken)
+    assert any("only a solution cell defines" in p for p in problems) and any("outside a checker" in p for p in problems)
+
+
+def test_the_student_edition_runs_to_the_end_and_every_checker_says_not_written_yet(tmp_path):
+    """One notebook end to end: the full edition runs its stubs too (nbval), but only the student edition runs without
+    any solution defined."""
+    import nbclient
+    import nbformat
+
+    course.write_student(tmp_path, [ROOT / "notebooks" / STUDENT_RUN])
+    notebook = nbformat.read(tmp_path / STUDENT_RUN, as_version=4)
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()  # raises if a cell fails
+    checks = [cell for cell in notebook.cells if cell.cell_type == "code" and "exercises.check_" in cell.source]
+    assert checks, f"{STUDENT_RUN} has no exercise checker"
+    for cell in checks:
+        printed = "".join(output.get("text", "") for output in cell.outputs if output.get("output_type") == "stream")
+        assert printed.count("not written yet") == cell.source.count("exercises.check_"), printed

@@ -71,3 +71,45 @@ def test_bad_input():
         paths.linear().interpolate(torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(2))
     with pytest.raises(ValueError, match="same shape"):
         paths.linear().velocity(torch.zeros(3, 2), torch.zeros(4, 2), torch.zeros(3))
+
+
+def _gaussian_posterior(path, mean, std, x, t):
+    """Source N(0, I), target N(mean, std²I): x_t ~ N(β·mean, c²I), c² = β²std² + α², and the exact
+    E[x1 | x_t] = mean + (β·std²/c²)(x − β·mean), E[x0 | x_t] = (α/c²)(x − β·mean), log p_t up to a constant."""
+    a, b = path.alpha(t)[:, None], path.beta(t)[:, None]
+    var = b**2 * std**2 + a**2
+    centred = x - b * mean
+    return mean + b * std**2 / var * centred, a / var * centred, lambda y: -((y - b * mean) ** 2 / (2 * var)).sum()
+
+
+@pytest.mark.parametrize("path", PATHS[:2], ids=lambda p: p.name)
+def test_score_and_tweedie_are_exact_on_the_gaussian_case(path):
+    g = torch.Generator().manual_seed(3)
+    mean, std = torch.tensor([2.0, -1.0], dtype=torch.float64), 0.4
+    x = 2 * torch.randn(64, 2, generator=g, dtype=torch.float64)
+    t = 0.05 + 0.9 * torch.rand(64, generator=g, dtype=torch.float64)
+    x1_hat, x0_hat, log_p = _gaussian_posterior(path, mean, std, x, t)
+    v = path.velocity(x0_hat, x1_hat, t)  # the marginal velocity E[α̇x0 + β̇x1 | x_t]
+    exact_score = torch.func.grad(log_p)(x)
+    torch.testing.assert_close(path.score(x, v, t), exact_score)
+    torch.testing.assert_close(path.tweedie(x, exact_score, t), x1_hat)
+
+
+def test_score_on_the_linear_path_is_the_sde_modules():
+    from toyflow import sde
+
+    g = torch.Generator().manual_seed(4)
+    x, v = torch.randn(2, 32, 2, generator=g, dtype=torch.float64)
+    t = 0.95 * torch.rand(32, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(paths.linear().score(x, v, t), sde.score_from_velocity(v, x, t))
+
+
+def test_score_and_tweedie_refuse_their_singular_ends():
+    path, x = paths.trigonometric(), torch.randn(2, 2)
+    for dtype in (torch.float32, torch.float64):  # cos(π/2) rounds to ±1e-8 or 6e-17, not 0
+        with pytest.raises(ValueError, match="data end"):
+            path.score(x.to(dtype), x.to(dtype), torch.tensor([0.5, 1.0], dtype=dtype))
+    with pytest.raises(ValueError, match="t = 0"):
+        path.tweedie(x, x, torch.tensor([0.0, 0.5]))
+    with pytest.raises(ValueError, match="deterministic"):
+        paths.stochastic(0.5).tweedie(x, x, torch.tensor([0.5, 0.5]))

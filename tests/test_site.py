@@ -1,7 +1,9 @@
 """The course website, checked in a real browser (headless Chromium driven by playwright).
 
-Builds the site with ``docs/course.py``, serves it on the loopback address and, on every page, asserts: no console
-error, every image loaded (natural width > 0), no raw ``$$`` left by the math renderer, every internal link resolves.
+Builds the site with ``docs/course.py``, serves it on the loopback address and, on every page (the landing page, the
+methods and glossary pages, one page per notebook), asserts: no console error, every image loaded (natural width > 0),
+no raw ``$$`` left by the math renderer, every internal link resolves, the navigation links the glossary, and a
+notebook's page links both editions of its notebook (the full one and the student one, which holds no solution).
 On the reflow page the animation must change its frame as it plays. Screenshots go to ``out/site/screenshots``.
 Without Chromium the test is skipped with the install command; under ``CI=true`` that skip is a failure.
 """
@@ -77,12 +79,23 @@ def _check_page(page, url: str, out: Path) -> list[str]:
     if "$$" in text:
         at = text.index("$$")
         problems.append(f"raw $$ left unrendered: …{text[max(at - 60, 0):at + 60]}…")
-    for href in page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))"):
+    hrefs = page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))")
+    for href in hrefs:
         target = urlparse(href)
         if target.scheme or href.startswith(("#", "mailto:")):
             continue
         if not (out / unquote(target.path)).is_file():
             problems.append(f"broken link: {href}")
+    nav = page.evaluate("[...document.querySelectorAll('nav.course a')].map(a => a.getAttribute('href'))")
+    if "glossary.html" not in nav:
+        problems.append("the navigation does not link the glossary")
+    name = Path(urlparse(url).path).stem
+    if (out / "notebooks" / f"{name}.ipynb").is_file():  # a notebook's page: both editions, from its navigation
+        problems += [f"the navigation does not link {edition}" for edition in (f"notebooks/{name}.ipynb", f"student/{name}.ipynb")
+                     if edition not in nav]
+    if name == "index":
+        problems += [f"the landing page does not link {edition}" for path in course.paths()
+                     for edition in (f"notebooks/{path.name}", f"student/{path.name}") if edition not in hrefs]
     return problems
 
 
@@ -105,8 +118,18 @@ def test_every_page_renders_in_chromium(site):
     print(f"checked {len(report)} pages in Chromium")
     for name, problems in report.items():
         print(name, problems or "ok")
-    assert len(report) == len(course.paths()) + 2, "expected the landing page, the methods page and a page per notebook"
+    assert len(report) == len(course.paths()) + 3, "expected the landing, methods and glossary pages and a page per notebook"
     assert not {name: problems for name, problems in report.items() if problems}
+
+
+def test_the_site_offers_both_editions(site):
+    out, _, _ = site
+    for path in course.paths():
+        full, student = course.load(out / "notebooks" / path.name), course.load(out / "student" / path.name)
+        assert full == course.load(path), f"{path.name}: the site's full edition is not the committed notebook"
+        assert not any(course.is_solution(cell) for cell in student["cells"]), f"{path.name}: a solution in the student edition"
+        assert not any(course.BEGIN in "".join(cell["source"]) for cell in student["cells"]), f"{path.name}: a solution left"
+        assert not any(cell.get("outputs") for cell in student["cells"]), f"{path.name}: the student edition has outputs"
 
 
 def test_the_reflow_animation_plays(site):

@@ -22,9 +22,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from . import closed_form, couplings, finetune, meanflow, schedules, sde, search, solvers
+from . import closed_form, couplings, finetune, meanflow, metrics, schedules, sde, search, solvers
 from .blockwise import segment_of
 from .flowmap import flowmap_target
+from .nf.base import affine_forward, standard_normal_log_prob
 from .nf.tarflow import AutoregressiveBlock
 
 Case = tuple  # the positional arguments of one call
@@ -177,6 +178,145 @@ def check_ot_pairing(pair: Callable[[Tensor, Tensor], Tensor]) -> bool:
     ])
 
 
+def _as_float64(function: Callable[..., object]) -> Callable[..., object]:
+    """The student's number as a float64 tensor, so that a Python float and a 0-d tensor of any dtype both pass."""
+
+    def call(*case):
+        got = function(*case)
+        if isinstance(got, (int, float)) and not isinstance(got, bool):
+            return torch.tensor(float(got), dtype=torch.float64)
+        return got.to(torch.float64) if isinstance(got, Tensor) else got
+
+    return call
+
+
+def check_w2_1d(w2_1d: Callable[[Tensor, Tensor], Tensor | float]) -> bool:
+    """Check ``w2_1d(a, b)``, the W2 distance between two 1D samples of equal size ``(n,)``:
+    ``(1/n Σ_k (a_(k) − b_(k))²)^{1/2}`` with both samples sorted (in 1D the optimal matching is the sorted one).
+    Compared with :func:`toyflow.metrics.w2`, which solves the matching as a linear program."""
+
+    def reference(a, b):
+        return torch.tensor(metrics.w2(a[:, None], b[:, None]), dtype=torch.float64)
+
+    def sorted_gaps(a, b, descending=False):
+        return a.sort().values - b.sort(descending=descending).values
+
+    generator = torch.Generator().manual_seed(9)
+    cases = [(torch.randn(n, generator=generator, dtype=torch.float64) * scale,
+              torch.randn(n, generator=generator, dtype=torch.float64) + shift)
+             for n, scale, shift in ((12, 1.0, 0.5), (30, 2.0, -1.0), (50, 0.5, 2.0))]
+    return compare(_as_float64(w2_1d), reference, cases, "check_w2_1d", [
+        ("the points are matched in the order given: sort both samples first (in 1D the optimal matching pairs them "
+         "in sorted order)", lambda a, b: (a - b).pow(2).mean().sqrt()),
+        ("one sample is sorted in decreasing order: that is the worst matching; pair smallest with smallest",
+         lambda a, b: sorted_gaps(a, b, descending=True).pow(2).mean().sqrt()),
+        ("this is W2²: take the square root of the mean squared gap", lambda a, b: sorted_gaps(a, b).pow(2).mean()),
+        ("the squared gaps are summed: each point has weight 1/n, so average them",
+         lambda a, b: sorted_gaps(a, b).pow(2).sum().sqrt()),
+        ("the gaps are not squared: the mean |gap| is W1; W2 is the root of the mean squared gap",
+         lambda a, b: sorted_gaps(a, b).abs().mean()),
+    ], atol=1e-6)
+
+
+def gaussian_velocity(x: Tensor, t: Tensor, source_mean: Tensor, source_std: float, target_mean: Tensor,
+                      target_std: float) -> Tensor:
+    """The marginal velocity ``E[x1 − x0 | x_t = x]`` from ``N(a, r²I)`` to ``N(m, s²I)`` with independent pairs:
+    ``(m − a) + (t·s² − (1 − t)·r²)/σ_t² · (x − μ_t)``, ``μ_t = (1 − t)·a + t·m``, ``σ_t² = (1 − t)²r² + t²s²``.
+    ``x`` ``(n, d)``, ``t`` ``(n,)``, means ``(d,)``. With ``a = 0``, ``r = 1``: :class:`closed_form.GaussianToGaussian`."""
+    a, r, m, s, t = source_mean, source_std, target_mean, target_std, t[:, None]
+    variance = (1 - t) ** 2 * r**2 + t**2 * s**2  # Var(x_t), per coordinate
+    covariance = t * s**2 - (1 - t) * r**2  # Cov(x1 − x0, x_t), per coordinate
+    return (m - a) + covariance / variance * (x - ((1 - t) * a + t * m))
+
+
+def check_gaussian_velocity(velocity: Callable[..., Tensor]) -> bool:
+    """Check ``velocity(x, t, source_mean, source_std, target_mean, target_std)``, the marginal velocity of flow matching
+    with independent pairs from ``N(a, r²I)`` to ``N(m, s²I)`` (see :func:`gaussian_velocity`)."""
+
+    def wrong(center=None, squares=True, sign=1.0, from_standard=False):
+        def field(x, t, a, r, m, s):
+            if from_standard:
+                a, r = torch.zeros_like(a), 1.0
+            tt = t[:, None]
+            p = 2 if squares else 1
+            variance = (1 - tt) ** 2 * r**p + tt**2 * s**p
+            covariance = sign * (tt * s**p - (1 - tt) * r**p)
+            mean_t = (1 - tt) * a + tt * m if center is None else center(tt, a, m)
+            return (m - a) + covariance / variance * (x - mean_t)
+        return field
+
+    generator = torch.Generator().manual_seed(10)
+    cases = []
+    for _ in range(4):
+        a, m = torch.randn(2, 2, generator=generator, dtype=torch.float64) * 2
+        r, s = (0.4 + 1.6 * torch.rand(2, generator=generator, dtype=torch.float64)).tolist()
+        x = torch.randn(16, 2, generator=generator, dtype=torch.float64) * 2
+        t = 0.05 + 0.9 * torch.rand(16, generator=generator, dtype=torch.float64)
+        cases.append((x, t, a, r, m, s))
+    return compare(velocity, gaussian_velocity, cases, "check_gaussian_velocity", [
+        ("the source was taken as N(0, I): here it is N(a, r²I), so x_t has mean (1 − t)·a + t·m and variance "
+         "(1 − t)²r² + t²s²", wrong(from_standard=True)),
+        ("this is the straight line between the means, m − a: the pairs through x also spread or contract; add "
+         "Cov(x1 − x0, x_t)/Var(x_t)·(x − E x_t)", lambda x, t, a, r, m, s: (m - a).expand_as(x).clone()),
+        ("the correction is centred at t·m: E x_t = (1 − t)·a + t·m", wrong(center=lambda t, a, m: t * m)),
+        ("the correction has the wrong sign: Cov(x1 − x0, x_t) = t·s² − (1 − t)·r²", wrong(sign=-1.0)),
+        ("standard deviations stand where variances belong: Var(x_t) = (1 − t)²r² + t²s², "
+         "Cov(x1 − x0, x_t) = t·s² − (1 − t)·r²", wrong(squares=False)),
+    ], atol=1e-6)
+
+
+def straightness_of_path(path: Tensor, grid: Tensor) -> Tensor:
+    """Straightness ``S = ∫ E‖(Z1 − Z0) − Ż_t‖² dt`` of paths ``(T + 1, n, d)`` stored at the times ``grid`` ``(T + 1,)``:
+    each step's velocity is ``(z_{i+1} − z_i)/Δt_i`` and the integral a sum weighted by ``Δt_i``. On an Euler path of
+    ``v`` with a uniform grid it equals :func:`toyflow.metrics.straightness` (Liu et al. 2022)."""
+    dt = grid[1:] - grid[:-1]  # (T,)
+    velocity = (path[1:] - path[:-1]) / dt[:, None, None]  # (T, n, d)
+    gap = ((path[-1] - path[0]) - velocity).pow(2).sum(-1).mean(-1)  # (T,): E‖(Z1 − Z0) − Ż_t‖² per step
+    return (dt * gap).sum()
+
+
+def check_straightness(straightness: Callable[[Tensor, Tensor], Tensor | float]) -> bool:
+    """Check ``straightness(path, grid)`` on Euler paths ``(T + 1, n, d)`` of a closed-form field, on a uniform grid and
+    on uneven ones (see :func:`straightness_of_path`)."""
+
+    def per_step(path, grid):
+        return path[1:] - path[:-1], grid[1:] - grid[:-1]
+
+    def no_division(path, grid):
+        step, dt = per_step(path, grid)
+        return (dt * ((path[-1] - path[0]) - step).pow(2).sum(-1).mean(-1)).sum()
+
+    def equal_weights(path, grid):
+        step, dt = per_step(path, grid)
+        return ((path[-1] - path[0]) - step / dt[:, None, None]).pow(2).sum(-1).mean()
+
+    def end_only(path, grid):
+        step, dt = per_step(path, grid)
+        return (dt * (path[-1] - step / dt[:, None, None]).pow(2).sum(-1).mean(-1)).sum()
+
+    def mean_over_coordinates(path, grid):
+        return straightness_of_path(path, grid) / path.shape[-1]
+
+    generator = torch.Generator().manual_seed(11)
+    grids = [torch.linspace(0, 1, 21, dtype=torch.float64),
+             torch.linspace(0, 1, 16, dtype=torch.float64) ** 2,
+             torch.cat([torch.zeros(1, dtype=torch.float64),
+                        torch.rand(10, generator=generator, dtype=torch.float64).sort().values,
+                        torch.ones(1, dtype=torch.float64)])]
+    cases = []
+    for grid in grids:
+        x0 = torch.randn(24, 2, generator=generator, dtype=torch.float64)
+        cases.append((solvers.integrate(_gaussian_field(generator), x0, grid=grid, return_path=True).path, grid))
+    return compare(_as_float64(straightness), straightness_of_path, cases, "check_straightness", [
+        ("each step's displacement is used as its velocity: divide z_{i+1} − z_i by the step's length Δt_i", no_division),
+        ("every step has the same weight: S is an integral over t, so weight each step by its length Δt_i",
+         equal_weights),
+        ("the straight line's velocity is taken as Z1: it is the whole displacement Z1 − Z0", end_only),
+        ("the squared error is averaged over the coordinates: ‖·‖² sums them (average over the points only)",
+         mean_over_coordinates),
+    ], atol=1e-6)
+
+
 def check_reflow_pairs(make_pairs: Callable[..., tuple[Tensor, Tensor]]) -> bool:
     """Check ``make_pairs(v, z0, steps) -> (z0, z1)``: ``z1`` is where ``steps`` Euler steps of ``v`` from ``t = 0``
     to ``t = 1`` take ``z0`` — the coupling the next reflow round trains on."""
@@ -202,6 +342,58 @@ def check_reflow_pairs(make_pairs: Callable[..., tuple[Tensor, Tensor]]) -> bool
          lambda z0, steps: torch.stack([z0, z0 + field(z0, torch.zeros(len(z0), dtype=z0.dtype))])),
         ("the time starts at dt instead of 0: evaluate v at t = 0, 1/steps, …, (steps − 1)/steps",
          lambda z0, steps: euler_from(z0, steps, torch.linspace(1 / steps, 1 + 1 / steps, steps + 1, dtype=z0.dtype))),
+    ])
+
+
+def check_distillation_loss(loss: Callable[..., Tensor]) -> bool:
+    """Check ``loss(v, z0, z1) -> scalar``: one-step distillation on a teacher's pairs,
+    ``mean_i (1/d)‖z1_i − (z0_i + v(z0_i, 0))‖²`` — the student's one Euler step from ``t = 0`` should land on the
+    teacher's endpoint (Liu et al. 2022; InstaFlow). ``z0, z1`` are ``(n, d)``, ``v(x, t)`` a velocity field."""
+    field = closed_form.GaussianToGaussian(mean=(1.5, -2.0), std=0.6).velocity
+
+    def at(z0: Tensor, time: float) -> Tensor:
+        return torch.full((len(z0),), time, dtype=z0.dtype)
+
+    def reference(z0, z1):
+        return (z1 - (z0 + field(z0, at(z0, 0.0)))).pow(2).mean()
+
+    generator = torch.Generator().manual_seed(6)
+    cases = [(torch.randn(32, 2, generator=generator, dtype=torch.float64),
+              torch.randn(32, 2, generator=generator, dtype=torch.float64) * 0.6 + 2.0) for _ in range(3)]
+    return compare(lambda z0, z1: loss(field, z0, z1), reference, cases, "check_distillation_loss", [
+        ("the student's step forgets its start: the one-step sample is z0 + v(z0, 0), not v(z0, 0)",
+         lambda z0, z1: (z1 - field(z0, at(z0, 0.0))).pow(2).mean()),
+        ("the velocity is evaluated at t = 1: the one step starts at the source, t = 0",
+         lambda z0, z1: (z1 - (z0 + field(z0, at(z0, 1.0)))).pow(2).mean()),
+        ("the loss sums over the coordinates: average over them too, as every toyflow loss does",
+         lambda z0, z1: (z1 - (z0 + field(z0, at(z0, 0.0)))).pow(2).sum(1).mean()),
+        ("the error is not squared", lambda z0, z1: (z1 - (z0 + field(z0, at(z0, 0.0)))).mean()),
+    ])
+
+
+def check_monotone_pairing(pair: Callable[[Tensor, Tensor], Tensor]) -> bool:
+    """Check ``pair(x0, x1) -> x1 reordered`` for 1D points ``(n,)``: the monotone coupling, the i-th smallest ``x0``
+    paired with the i-th smallest ``x1``. In 1D it is the optimal pairing for every convex cost, and the only coupling
+    a flow can produce (paths on a line cannot pass each other)."""
+
+    def reference(x0, x1):
+        out = torch.empty_like(x1)
+        out[x0.argsort()] = x1.sort().values
+        return out
+
+    def anti(x0, x1):
+        out = torch.empty_like(x1)
+        out[x0.argsort()] = x1.sort(descending=True).values
+        return out
+
+    generator = torch.Generator().manual_seed(7)
+    cases = [(torch.randn(20, generator=generator, dtype=torch.float64),
+              torch.rand(20, generator=generator, dtype=torch.float64) * 4 + 1) for _ in range(3)]
+    return compare(pair, reference, cases, "check_monotone_pairing", [
+        ("x1 came back in its original order: that is the independent coupling", lambda x0, x1: x1),
+        ("x1 came back sorted, but x0 is not sorted: put the k-th smallest x1 where the k-th smallest x0 is",
+         lambda x0, x1: x1.sort().values),
+        ("the order is reversed: the smallest x0 gets the largest x1, the most expensive pairing", anti),
     ])
 
 
@@ -240,6 +432,59 @@ def check_meanflow_target(target: Callable[..., Tensor]) -> bool:
     ])
 
 
+# --- notebook 04: from diffusion to flows ---
+
+
+def _schedules() -> dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]]:
+    """``(α_t, σ_t)`` of ``x_t = α_t·x1 + σ_t·x0`` in diffusion notation: the data's and the noise's coefficient."""
+    half_pi = torch.pi / 2
+    return {"VP": (lambda t: torch.sin(half_pi * t), lambda t: torch.cos(half_pi * t)),
+            "linear": (lambda t: t, lambda t: 1 - t)}
+
+
+def _ddim_cases(seed: int = 7) -> list[Case]:
+    """``(x, x1_hat, t, t_next, alpha, sigma)``: points, a data prediction, two 0-d times ``t < t_next < 1``."""
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for name in ("VP", "VP", "linear", "VP"):
+        alpha, sigma = _schedules()[name]
+        t = 0.05 + 0.6 * torch.rand((), generator=generator, dtype=torch.float64)
+        t_next = t + (1 - t) * (0.1 + 0.8 * torch.rand((), generator=generator, dtype=torch.float64))
+        x, x1_hat = torch.randn(2, 16, 2, generator=generator, dtype=torch.float64)
+        cases.append((x, x1_hat, t, t_next, alpha, sigma))
+    return cases
+
+
+def ddim_step(x: Tensor, x1_hat: Tensor, t: Tensor, t_next: Tensor, alpha, sigma) -> Tensor:
+    """DDIM's deterministic step (Song, Meng & Ermon 2021, η = 0) in our time: read the noise off the data prediction,
+    ``x̂0 = (x − α_t·x̂1)/σ_t``, and mix the two at the next time, ``α_{t'}·x̂1 + σ_{t'}·x̂0``, shape ``(n, d)``."""
+    x0_hat = (x - alpha(t) * x1_hat) / sigma(t)
+    return alpha(t_next) * x1_hat + sigma(t_next) * x0_hat
+
+
+def check_ddim_step(step: Callable[..., Tensor]) -> bool:
+    """Check ``step(x, x1_hat, t, t_next, alpha, sigma)``: one DDIM step from ``t`` to ``t_next`` on the path
+    ``x_t = α_t·x1 + σ_t·x0``, given the data prediction ``x1_hat`` ``(n, d)`` and the schedules ``alpha``, ``sigma``."""
+
+    def no_coefficients(x, x1_hat, t, t_next, alpha, sigma):
+        return alpha(t_next) * x1_hat + sigma(t_next) * (x - x1_hat)
+
+    def old_noise_level(x, x1_hat, t, t_next, alpha, sigma):
+        return alpha(t_next) * x1_hat + (x - alpha(t) * x1_hat)
+
+    def swapped(x, x1_hat, t, t_next, alpha, sigma):
+        return ddim_step(x, x1_hat, t, t_next, sigma, alpha)
+
+    return compare(step, ddim_step, _ddim_cases(), "check_ddim_step", [
+        ("x̂0 forgot its coefficients: from x = α_t·x̂1 + σ_t·x̂0, x̂0 = (x − α_t·x̂1)/σ_t, not x − x̂1", no_coefficients),
+        ("the noise keeps its old size σ_t·x̂0: the next point mixes x̂1 and x̂0 with the NEXT time's α_{t'} and σ_{t'}",
+         old_noise_level),
+        ("α and σ are swapped: α_t multiplies the data x̂1, σ_t the noise x̂0", swapped),
+        ("you returned the data prediction x̂1: that is a jump to t = 1, not to t_next",
+         lambda x, x1_hat, t, t_next, alpha, sigma: x1_hat),
+    ])
+
+
 # --- notebooks 11 and 12: sampling after training ---
 
 def _score_cases(seed: int = 2, count: int = 4) -> list[Case]:
@@ -267,6 +512,48 @@ def check_score_from_velocity(score: Callable[..., Tensor]) -> bool:
         ("the factor t is missing: E[x0 | x_t] = x − t·v, not x − v", lambda v, x, t: (v - x) / (1 - column(t))),
         ("you divided by t: the noise x0 has weight 1 − t in x_t", lambda v, x, t: (column(t) * v - x) / column(t)),
     ])
+
+
+def _scaled_score_cases(seed: int = 21, count: int = 4) -> list[Case]:
+    """``(velocity (n, 2), x (n, 2), t (n,), sigma)``: the exact velocity of ``N(0, σ²I) → N(m, s²I)`` at random points,
+    with the exact score of ``p_t = N(t·m, ((1 − t)²σ² + t²s²)·I)`` kept for the reference."""
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for _ in range(count):
+        sigma, s = (0.3 + 2 * torch.rand(2, generator=generator, dtype=torch.float64)).tolist()
+        m = 2 * torch.randn(2, generator=generator, dtype=torch.float64)
+        x = 2 * torch.randn(16, 2, generator=generator, dtype=torch.float64)
+        t = 0.9 * torch.rand(16, generator=generator, dtype=torch.float64)[:, None]
+        variance = (1 - t) ** 2 * sigma**2 + t**2 * s**2
+        velocity = m + (t * s**2 - (1 - t) * sigma**2) / variance * (x - t * m)  # E[x1 − x0 | x_t = x]
+        cases.append((velocity, x, t[:, 0], sigma))
+    return cases
+
+
+def scaled_score(velocity: Tensor, x: Tensor, t: Tensor, sigma: float) -> Tensor:
+    """The score ``(t·v − x)/((1 − t)·σ²)`` of the linear path from ``N(0, σ²I)``, shape ``(n, d)``:
+    ``E[x0 | x_t] = x − t·v`` as before, and Tweedie's formula for the Gaussian part ``(1 − t)·x0`` of variance ``(1 − t)²σ²``."""
+    t = t[:, None]
+    return (t * velocity - x) / ((1 - t) * sigma**2)
+
+
+def check_scaled_score(score: Callable[..., Tensor]) -> bool:
+    """Check ``score(velocity, x, t, sigma)``, the score of the linear path from a source ``N(0, σ²I)``, on exact
+    Gaussian velocities (the reference :func:`scaled_score` equals the closed-form score of ``p_t`` on these cases)."""
+
+    def column(t: Tensor) -> Tensor:
+        return t[:, None]
+
+    return compare(score, scaled_score, _scaled_score_cases(), "check_scaled_score", [
+        ("σ is ignored: with x0 ~ N(0, σ²I) the Gaussian part (1 − t)·x0 has variance (1 − t)²σ², so divide by (1 − t)·σ²",
+         lambda v, x, t, sigma: sde.score_from_velocity(v, x, t)),
+        ("you divided by σ, not σ²: Tweedie's formula divides by the variance (1 − t)²σ²",
+         lambda v, x, t, sigma: (column(t) * v - x) / ((1 - column(t)) * sigma)),
+        ("σ² multiplies instead of dividing: the score of N(μ, σ²) is −(x − μ)/σ²",
+         lambda v, x, t, sigma: (column(t) * v - x) / (1 - column(t)) * sigma**2),
+        ("the whole variance (1 − t)²σ² divides x − t·v: Tweedie gives ∇log p = −E[(1 − t)·x0 | x_t]/((1 − t)²σ²), "
+         "and one factor 1 − t cancels", lambda v, x, t, sigma: (column(t) * v - x) / ((1 - column(t)) ** 2 * sigma**2)),
+    ], atol=1e-6)
 
 
 def _em_cases(seed: int = 3, count: int = 4) -> list[Case]:
@@ -370,6 +657,32 @@ def check_endpoint_estimate(estimate: Callable[..., Tensor]) -> bool:
     ])
 
 
+def check_within_class_pairing(pair: Callable[[Tensor, Tensor, Tensor], Tensor]) -> bool:
+    """Check ``pair(x0, x1, label) -> x1 reordered``: slot ``i`` carries ``label[i]``, the class of ``x1[i]``; every
+    ``x0_i`` must get a datum of its own class, with ``Σ_i ‖x0_i − x1_σ(i)‖²`` minimal under that rule (C2OT with an
+    infinite label weight: one OT problem per class). ``x0, x1`` are ``(n, 2)``, ``label`` is ``(n,)``."""
+
+    def reference(x0, x1, label):
+        return couplings.ConditionalOT()(x0, x1, label).x1
+
+    def ignoring_labels(x0, x1, label):
+        return couplings.ConditionalOT(weight=0.0)(x0, x1, label).x1
+
+    generator = torch.Generator().manual_seed(6)
+    cases = []
+    for classes in (2, 3, 3, 4):
+        label = torch.arange(24) % classes
+        label = label[torch.randperm(24, generator=generator)]
+        centres = 3.0 * torch.randn(classes, 2, generator=generator, dtype=torch.float64)
+        cases.append((torch.randn(24, 2, generator=generator, dtype=torch.float64),
+                      centres[label] + 0.5 * torch.randn(24, 2, generator=generator, dtype=torch.float64), label))
+    return compare(pair, reference, cases, "check_within_class_pairing", [
+        ("x1 came back in its original order: that is the independent coupling (within each class, pairs are free to move)",
+         lambda x0, x1, label: x1),
+        ("the pairs ignore the labels: that is plain OT over the whole batch; solve one OT problem per class", ignoring_labels),
+    ])
+
+
 # --- notebook 14: reward fine-tuning ---
 
 
@@ -401,6 +714,34 @@ def check_clipped_surrogate(surrogate: Callable[..., Tensor]) -> bool:
          lambda r, a, c: r.clamp(1 - c, 1 + c) * a),
         ("max instead of min: the surrogate must be the pessimistic (smaller) of the two",
          lambda r, a, c: torch.maximum(r * a, r.clamp(1 - c, 1 + c) * a)),
+    ])
+
+
+def check_clip_blocks(blocked: Callable[..., Tensor]) -> bool:
+    """Check ``blocked(ratio, advantage, clip) -> (n,)`` of 0/1 (or bool): 1 where the clipped surrogate
+    ``min(ρA, clip(ρ, 1 − ε, 1 + ε)·A)`` does not depend on ``ρ``, so the sample's gradient is zero (the clip
+    bites): ``A > 0`` and ``ρ > 1 + ε``, or ``A < 0`` and ``ρ < 1 − ε``. The reference asks autograd."""
+
+    def reference(ratio, advantage, clip):
+        ratio = ratio.clone().requires_grad_(True)
+        with torch.enable_grad():
+            (gradient,) = torch.autograd.grad(finetune.clipped_surrogate(ratio, advantage, clip).sum(), ratio)
+        return (gradient == 0).to(advantage.dtype)
+
+    def as_float(result):
+        return result.to(torch.float32) if isinstance(result, Tensor) else result
+
+    generator = torch.Generator().manual_seed(5)
+    cases = [(torch.rand(40, generator=generator) * 1.5 + 0.25, torch.randn(40, generator=generator), clip)
+             for clip in (0.1, 0.2, 0.3)]
+    outside = lambda r, a, c: ((r < 1 - c) | (r > 1 + c)).float()
+    return compare(lambda r, a, c: as_float(blocked(r, a, c)), reference, cases, "check_clip_blocks", [
+        ("every ρ outside [1 − ε, 1 + ε] is marked: but where A > 0 and ρ < 1 − ε (or A < 0 and ρ > 1 + ε) the min "
+         "picks the unclipped ρ·A, whose gradient is alive", outside),
+        ("the sides are swapped: with A > 0 the clip stops ρ from growing past 1 + ε, with A < 0 from shrinking below 1 − ε",
+         lambda r, a, c: (((a > 0) & (r < 1 - c)) | ((a < 0) & (r > 1 + c))).float()),
+        ("the marks are the other way round: mark where the gradient is zero, not where it flows",
+         lambda r, a, c: 1 - reference(r, a, c)),
     ])
 
 
@@ -503,6 +844,82 @@ def check_latent_sample(latent_sample: Callable[..., Tensor]) -> bool:
         ("only one step was taken: integrate the whole grid of `steps` steps",
          lambda v, d, z0, steps: d(solvers.integrate(v, z0, 1).x)),
         ("the source point itself was decoded: integrate the latent flow first", lambda v, d, z0, steps: d(z0)),
+    ])
+
+
+# --- notebook 09: normalizing flows ---
+
+
+def _coupling_cases(seed: int = 9, count: int = 4) -> list[Case]:
+    """``(x, mask, conditioner)`` in float64; ``conditioner(kept) -> (shift, log_scale)`` is a small random network whose
+    outputs are non-zero on *every* coordinate and depend on every coordinate it reads, so each common mistake
+    (masking, the log-determinant's sign or extent, the Gaussian's constant) gives its own wrong answer."""
+    generator = torch.Generator().manual_seed(seed)
+    cases = []
+    for k in range(count):
+        w_in = torch.randn(2, 8, generator=generator, dtype=torch.float64)
+        w_out = 0.5 * torch.randn(8, 4, generator=generator, dtype=torch.float64)
+        bias = 0.3 * torch.randn(4, generator=generator, dtype=torch.float64)
+
+        def conditioner(kept: Tensor, w_in=w_in, w_out=w_out, bias=bias) -> tuple[Tensor, Tensor]:
+            shift, log_scale = (torch.tanh(kept @ w_in) @ w_out + bias).chunk(2, dim=1)  # (n, 2) each
+            return shift, log_scale
+
+        mask = torch.tensor([1.0, 0.0] if k % 2 == 0 else [0.0, 1.0], dtype=torch.float64)
+        cases.append((1.5 * torch.randn(16, 2, generator=generator, dtype=torch.float64), mask, conditioner))
+    return cases
+
+
+def _coupling_log_prob(x: Tensor, mask: Tensor, conditioner: Callable[[Tensor], tuple[Tensor, Tensor]]) -> Tensor:
+    """``log p(x) = log N(z; 0, I) − Σ (1 − m)·α``, ``z = m·x + (1 − m)·(x − μ)·e^{−α}``, ``μ, α = conditioner(m·x)``."""
+    shift, log_scale = conditioner(x * mask)
+    moved = 1 - mask
+    z, log_det = affine_forward(x, shift * moved, log_scale * moved)  # the kept coordinates: shift 0, scale 1
+    return standard_normal_log_prob(z) + log_det
+
+
+def check_coupling_log_prob(log_prob: Callable[..., Tensor]) -> bool:
+    """Check ``log_prob(x, mask, conditioner)``: the exact log-density ``(n,)`` of one affine coupling layer on a
+    standard normal latent, ``mask`` ``(d,)`` holding 1 on the kept coordinates."""
+
+    def parts(x, m, conditioner, reads=None):
+        shift, log_scale = conditioner(x * m if reads is None else reads)
+        moved = 1 - m
+        return m * x + moved * (x - shift) * torch.exp(-log_scale), moved * log_scale, log_scale
+
+    def no_log_det(x, m, c):
+        z, _, _ = parts(x, m, c)
+        return standard_normal_log_prob(z)
+
+    def plus_log_det(x, m, c):
+        z, moved_alpha, _ = parts(x, m, c)
+        return standard_normal_log_prob(z) + moved_alpha.sum(1)
+
+    def every_alpha(x, m, c):
+        z, _, alpha = parts(x, m, c)
+        return standard_normal_log_prob(z) - alpha.sum(1)
+
+    def unmasked_input(x, m, c):
+        z, moved_alpha, _ = parts(x, m, c, reads=x)
+        return standard_normal_log_prob(z) - moved_alpha.sum(1)
+
+    def no_constant(x, m, c):
+        z, moved_alpha, _ = parts(x, m, c)
+        return -0.5 * (z**2).sum(1) - moved_alpha.sum(1)
+
+    def inverse_direction(x, m, c):
+        shift, log_scale = c(x * m)
+        z = m * x + (1 - m) * (x * torch.exp(log_scale) + shift)
+        return standard_normal_log_prob(z) - ((1 - m) * log_scale).sum(1)
+
+    return compare(log_prob, _coupling_log_prob, _coupling_cases(), "check_coupling_log_prob", [
+        ("the log-determinant is missing: log p(x) = log N(z; 0, I) + log|det ∂z/∂x|, here −Σ(1 − m)·α", no_log_det),
+        ("the log-determinant has the wrong sign: z = (x − μ)·e^{−α} shrinks space by e^{−α}, so log|det ∂z/∂x| = −Σ(1 − m)·α", plus_log_det),
+        ("α was summed over every coordinate: the kept ones (mask 1) are not moved and add nothing, so sum (1 − m)·α", every_alpha),
+        ("the conditioner read the coordinates it moves: give it x·mask (the kept coordinates only), or the Jacobian is not triangular",
+         unmasked_input),
+        ("the Gaussian's normalising constant is missing: log N(z; 0, I) = −‖z‖²/2 − (d/2)·log 2π", no_constant),
+        ("this is the sampling direction x·e^{α} + μ: the density needs the data-to-latent map z = (x − μ)·e^{−α}", inverse_direction),
     ])
 
 

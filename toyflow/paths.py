@@ -72,6 +72,38 @@ class Interpolant:
         det = alpha * d_beta - beta * d_alpha
         return (d_beta * xt - beta * v) / det, (alpha * v - d_alpha * xt) / det
 
+    def score(self, xt: Tensor, v: Tensor, t: Tensor) -> Tensor:
+        """The score ``∇log p_t(x_t) = −E[x0 | x_t]/α(t)`` from the velocity ``v`` when the source is ``N(0, I)``, ``(n, d)``.
+
+        Given ``x1``, ``x_t = α·x0 + β·x1`` is ``N(β·x1, α²I)``, so ``∇log p_t(x) = E[−(x − β·x1)/α² | x_t = x]
+        = −E[x0 | x_t = x]/α``, with ``E[x0 | x_t]`` read off ``v`` by :meth:`endpoints`. Diffusion papers write
+        ``x_t = α_t·x1 + σ_t·x0`` (their ``σ_t`` is this ``α``): the score is ``−x̂0/σ_t``. On the linear path it is
+        :func:`toyflow.sde.score_from_velocity`, ``(t·v − x)/(1 − t)``. It does not exist where ``α = 0`` (the data end).
+        """
+        _check(xt, v, t)
+        noise_scale = self.alpha(t)[:, None]  # (n, 1)
+        positive = noise_scale[:, 0] > torch.finfo(xt.dtype).eps  # cos(π/2) is not exactly 0 in floating point
+        if not positive.all():
+            raise ValueError(f"the score needs alpha(t) > 0 (singular at the data end), got t = {t[~positive].max().item()}")
+        x0_hat, _ = self.endpoints(xt, v, t)
+        return -x0_hat / noise_scale
+
+    def tweedie(self, xt: Tensor, score: Tensor, t: Tensor) -> Tensor:
+        """Tweedie's formula: the denoised estimate ``E[x1 | x_t] = (x_t + α(t)²·∇log p_t(x_t))/β(t)``, ``(n, d)``.
+
+        From :meth:`score`: ``x_t + α²·s = x_t − α·E[x0 | x_t] = β·E[x1 | x_t]`` (source ``N(0, I)``). In diffusion
+        notation ``x̂1 = (x_t + σ_t²·s)/α_t`` (Robbins 1956, who credits Tweedie; Efron 2011). Undefined where ``β = 0``
+        (``t = 0``, where ``x_t`` is pure noise and says nothing about ``x1``).
+        """
+        _check(xt, score, t)
+        if self.is_stochastic:
+            raise ValueError(f"tweedie needs a deterministic path (gamma = 0), got {self.name}")
+        signal = self.beta(t)[:, None]  # (n, 1)
+        positive = signal[:, 0] > torch.finfo(xt.dtype).eps
+        if not positive.all():
+            raise ValueError(f"Tweedie needs beta(t) > 0 (no data in x_t at t = 0), got t = {t[~positive].min().item()}")
+        return (xt + self.alpha(t)[:, None] ** 2 * score) / signal
+
 
 def _check(x0: Tensor, x1: Tensor, t: Tensor) -> None:
     if x0.shape != x1.shape:

@@ -131,9 +131,11 @@ def legend_handles() -> list[Line2D]:
             Line2D([], [], color=TIME_CMAP(0.5), label="path, coloured by time t")]
 
 
-def time_colorbar(fig, axes, label: str = "time t") -> None:
-    """One colour bar for the time colouring of :func:`trajectories` (source colour at 0, target colour at 1)."""
-    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), TIME_CMAP), ax=axes, shrink=0.8, pad=0.02, fraction=0.04)
+def time_colorbar(fig, axes, label: str = "time t", cax: Axes | None = None) -> None:
+    """One colour bar for the time colouring of :func:`trajectories` (source colour at 0, target colour at 1),
+    beside ``axes``, or in the axes ``cax`` when given (a grid slot kept for it: the other panels keep their size)."""
+    mappable = ScalarMappable(Normalize(0, 1), TIME_CMAP)
+    bar = fig.colorbar(mappable, cax=cax) if cax is not None else fig.colorbar(mappable, ax=axes, shrink=0.8, pad=0.02, fraction=0.04)
     bar.set_label(label)
     bar.set_ticks([0, 0.5, 1])
 
@@ -241,15 +243,18 @@ def vector_field(
 
 def density(
     log_prob: Callable[[Tensor], Tensor], ax: Axes | None = None, lim: float | Box = 7.0, resolution: int = 150,
-    title: str | None = None, cmap: str = "magma", device=None, colorbar: bool = True,
+    title: str | None = None, cmap: str = "magma", device=None, colorbar: bool = True, vmax: float | None = None,
 ) -> Axes:
-    """The density ``p(x) = exp(log_prob(x))`` as an image over the box ``lim``, with tick labels and a colour bar."""
+    """The density ``p(x) = exp(log_prob(x))`` as an image over the box ``lim``, with tick labels and a colour bar.
+
+    ``vmax`` fixes the top of the colour scale (from 0), so that several panels share one scale; then pass
+    ``colorbar=False`` and draw one bar for all of them with :func:`density_colorbar`."""
     box = _box(lim)
     ax = frame(ax, box, title, ticks=True)
     x, _, _ = _grid(box, resolution)
     with torch.no_grad():
         values = _np(log_prob(x if device is None else x.to(device)).exp()).reshape(resolution, resolution)
-    image = ax.imshow(values, extent=box, origin="lower", cmap=cmap)
+    image = ax.imshow(values, extent=box, origin="lower", cmap=cmap, vmin=None if vmax is None else 0.0, vmax=vmax)
     ax.tick_params(labelsize=7)
     if colorbar:
         bar = ax.figure.colorbar(image, ax=ax, shrink=0.75, pad=0.03)
@@ -258,12 +263,19 @@ def density(
     return ax
 
 
+def density_colorbar(fig, axes, vmax: float, cmap: str = "magma", label: str = "density p(x)") -> None:
+    """One colour bar from 0 to ``vmax`` for density panels drawn with :func:`density` at the same ``vmax``."""
+    bar = fig.colorbar(ScalarMappable(Normalize(0, vmax), plt.get_cmap(cmap)), ax=axes, shrink=0.85, pad=0.02, fraction=0.03)
+    bar.set_label(label)
+
+
 def nfe_curve(
     results: Mapping[str, Mapping[int, float]], ax: Axes | None = None, ylabel: str = "W2 to the target (lower is better)",
-    floor: float | None = None,
+    floor: float | None = None, ticks: list[int] | None = None,
 ) -> Axes:
     """Quality against cost: one line per method, ``{name: {nfe: value}}``, log-scaled NFE; ``floor`` (e.g. the
-    W2 between two samples of the target, the best any model can show) as a dashed line."""
+    W2 between two samples of the target, the best any model can show) as a dashed line. The NFE axis is labelled
+    at every NFE measured, or only at ``ticks`` (when nearby NFEs such as 74 and 80 would print over each other)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(4.8, 3.5))
     for name, curve in results.items():
@@ -272,7 +284,8 @@ def nfe_curve(
     if floor is not None:
         ax.axhline(floor, color="0.5", linestyle="--", linewidth=1, label=f"floor {floor:.3f}")
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_locator(FixedLocator(sorted({k for curve in results.values() for k in curve})))  # the NFEs measured
+    measured = sorted({k for curve in results.values() for k in curve})
+    ax.xaxis.set_major_locator(FixedLocator(measured if ticks is None else sorted(ticks)))  # the NFEs measured
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set_xlabel("NFE (network evaluations per sample)")
@@ -341,9 +354,11 @@ def to_html(animation: FuncAnimation) -> str:
     return html
 
 
-def save_gif(animation: FuncAnimation, filename: str, fps: int = 12, dpi: int = 70) -> None:
-    """Write an animation as a GIF with Pillow (no ffmpeg needed)."""
-    animation.save(filename, writer=PillowWriter(fps=fps), dpi=dpi)
+def save_gif(animation: FuncAnimation, filename: str, fps: int = 12, panel_pixels: int = 420) -> None:
+    """Write an animation as a GIF with Pillow (no ffmpeg needed), each panel ``panel_pixels`` wide."""
+    fig = animation._fig
+    panel_inches = fig.get_size_inches()[0] / max(len(fig.axes), 1)
+    animation.save(filename, writer=PillowWriter(fps=fps), dpi=panel_pixels / panel_inches)
 
 
 class GIF:
@@ -357,11 +372,11 @@ class GIF:
         return f'<img src="data:image/gif;base64,{base64.b64encode(self.data).decode()}" alt="animation">'
 
 
-def show(animation: FuncAnimation, fps: int = 12, dpi: int = 70) -> GIF:
-    """The animation as a :class:`GIF` for a notebook, closing its figure."""
+def show(animation: FuncAnimation, fps: int = 12, panel_pixels: int = 420) -> GIF:
+    """The animation as a :class:`GIF` for a notebook, each panel ``panel_pixels`` wide, closing its figure."""
     with tempfile.TemporaryDirectory() as folder:
         filename = os.path.join(folder, "animation.gif")
-        save_gif(animation, filename, fps, dpi)
+        save_gif(animation, filename, fps, panel_pixels)
         plt.close(animation._fig)
         with open(filename, "rb") as gif:
             return GIF(gif.read())
