@@ -9,7 +9,9 @@ prerequisites) is ``COURSE`` below; ``sync`` writes it into the README and into 
     python docs/course.py sync [NB ...]  # course map, first code cell + badge of every notebook, solution cells
                                          # (nbgrader markers, hidden in Jupyter and Colab), README badges and map;
                                          # strips saved widget state, progress-bar text and execution timestamps
-    python docs/course.py site           # build the course website into out/site (math as MathML, works offline)
+    python docs/course.py site           # build the course website into out/site (math as MathML, works offline);
+                                         # its landing page opens with the reflow explorers of docs/explorer/,
+                                         # precomputed by `python docs/explorer.py`
     python docs/course.py student [--out out/student] [--execute]
                                          # the student edition: solutions removed, outputs cleared; --execute runs
                                          # every student notebook and prints what each exercise checker said
@@ -595,6 +597,10 @@ img.figure { max-width: 100%; }
 table.course { width: 100%; table-layout: fixed; }
 table.course th:nth-child(1) { width: 34%; } table.course th:nth-child(3) { width: 10%; }
 table.course th:nth-child(4) { width: 9%; }
+#explorer iframe { width: 100%; height: 575px; border: 1px solid #ddd; }
+.explorer-pick button { font: inherit; margin: .2rem .3rem 0 0; padding: .2rem .6rem; border: 1px solid #aaa;
+  border-radius: 4px; background: #f6f6f6; cursor: pointer; }
+.explorer-pick button[aria-pressed=true] { background: #3b3b8f; color: #fff; border-color: #3b3b8f; }
 """
 
 
@@ -688,12 +694,56 @@ def _landing_tracks(pages: dict[str, str]) -> str:
     return "\n".join(parts)
 
 
+EXPLORERS = ROOT / "docs" / "explorer"  # precomputed reflow explorers (``python docs/explorer.py``), first one first
+EXPLORER_ORDER = ("two_gaussians", "8gaussians_moons")
+
+
+def explorers() -> list[tuple[str, str]]:
+    """The precomputed explorer pages as (file name, title), in the order the landing page offers them."""
+    found = sorted(EXPLORERS.glob("*.html"), key=lambda p: (EXPLORER_ORDER + (p.stem,)).index(p.stem))
+    titles = [re.search(r"<title>(.*?)</title>", p.read_text(encoding="utf-8"), re.S) for p in found]
+    return [(p.name, html.unescape(t.group(1)) if t else p.stem) for p, t in zip(found, titles)]
+
+
+def _landing_explorer() -> str:
+    """The landing page's opening: a selector of the precomputed explorers and the chosen one in a frame."""
+    pages = explorers()
+    if not pages:
+        return ""
+    buttons = "".join(f'<button type="button" data-src="explorer/{html.escape(name)}" aria-pressed="{str(i == 0).lower()}">'
+                      f"{html.escape(title)}</button>" for i, (name, title) in enumerate(pages))
+    return f"""<section id="explorer">
+<h2>Watch reflow straighten the paths</h2>
+<p>Drag the time slider or press play: particles flow from the source (blue, <em>t</em> = 0) to the target (orange,
+<em>t</em> = 1). Switch rounds: 1-RF is trained on independent pairs and bends; each reflow round (2-RF, 3-RF) is trained
+on the pairs of the round before, and its paths are straighter than 1-RF's, so one Euler step lands closer to the target
+(<code>tests/test_explorer.py</code> checks both on these numbers). The numbers beside the picture were measured when
+these explorers were built (<a href="03_rectified_flow.html">notebook 03</a> explains
+them). Data pair: <span class="explorer-pick">{buttons}</span></p>
+<iframe id="explorer-frame" src="explorer/{html.escape(pages[0][0])}" title="reflow explorer"></iframe>
+<p><a id="explorer-link" href="explorer/{html.escape(pages[0][0])}">open this explorer on its own page</a></p>
+<script>
+(function () {{
+  const frame = document.getElementById('explorer-frame'), link = document.getElementById('explorer-link');
+  const buttons = document.querySelectorAll('.explorer-pick button');
+  buttons.forEach(b => b.addEventListener('click', () => {{
+    frame.src = link.href = b.dataset.src;
+    buttons.forEach(o => o.setAttribute('aria-pressed', String(o === b)));
+  }}));
+}})();
+</script>
+</section>"""
+
+
 def build_site(out: Path) -> list[Path]:
     """Write the website to ``out``: a landing page with the course by track, one page per notebook, the methods and
     glossary pages (math as MathML), and both editions of every notebook as files (``notebooks/``, ``student/``)."""
     out.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "docs" / "badges", out / "badges", dirs_exist_ok=True)
     shutil.copy(ROOT / "docs" / "demo.png", out / "demo.png")
+    (out / "explorer").mkdir(exist_ok=True)
+    for name, _ in explorers():
+        shutil.copy(EXPLORERS / name, out / "explorer" / name)
     (out / "notebooks").mkdir(exist_ok=True)
     for path in paths():
         shutil.copy(path, out / "notebooks" / path.name)
@@ -724,9 +774,7 @@ def build_site(out: Path) -> list[Path]:
 <p>Flow matching, rectified flow and reflow, diffusion as a flow, one-step distillation, MeanFlow, normalizing flows,
 better sampling, guidance and reward fine-tuning on 2D data, each method in one readable PyTorch module and taught in a
 notebook that the tests execute top to bottom.</p>
-<img class="figure" src="demo.png" alt="Rectified flow: the paths of 1-RF, 2-RF and 3-RF from 8 Gaussians to two moons">
-<p><em>The signature picture: the paths of a rectified flow, round after round of reflow, from tangled curves to
-straight lines.</em></p>
+{_landing_explorer()}
 <h2>The course</h2>
 <p>Five tracks: <strong>core</strong> is the spine, the others branch off it; <em>needs</em> lists exactly the
 notebooks each one builds on. Every notebook comes in two editions: the <strong>full</strong> one, with its outputs

@@ -4,7 +4,8 @@ Builds the site with ``docs/course.py``, serves it on the loopback address and, 
 methods and glossary pages, one page per notebook), asserts: no console error, every image loaded (natural width > 0),
 no raw ``$$`` left by the math renderer, every internal link resolves, the navigation links the glossary, and a
 notebook's page links both editions of its notebook (the full one and the student one, which holds no solution).
-On the reflow page the animation must change its frame as it plays. Screenshots go to ``out/site/screenshots``.
+On the reflow page the animation must change its frame as it plays; on the landing page the reflow explorer must answer
+its slider and round buttons without a request leaving the page. Screenshots go to ``out/site/screenshots``.
 Without Chromium the test is skipped with the install command; under ``CI=true`` that skip is a failure.
 """
 
@@ -149,3 +150,54 @@ def test_the_reflow_animation_plays(site):
         gif.screenshot(path=str(out / "screenshots" / "animation.png"))
         browser.close()
     assert len(set(frames)) > 1, "the animation showed the same frame for 1.4 s"
+
+
+def test_the_landing_page_explorer_responds(site):
+    """The landing page's explorer draws, moving the time slider changes the canvas, switching rounds changes the
+    numbers, the other data pair loads too, no console error, and no request leaves the local server."""
+    from playwright.sync_api import sync_playwright
+
+    out, _, base = site
+    problems, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda message: message.type == "error" and problems.append(f"console error: {message.text}"))
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(f"{base}/index.html", wait_until="load")
+        heading = page.locator("h2").first.inner_text()
+        assert "reflow" in heading.lower(), f"the landing page should open with the explorer, its first heading is {heading!r}"
+        drawn = []
+        for index in range(len(course.explorers())):
+            page.locator(".explorer-pick button").nth(index).click()
+            name = course.explorers()[index][0]
+            page.wait_for_function(f"document.getElementById('explorer-frame').contentDocument?.location.href.endsWith('{name}')"
+                                   " && document.getElementById('explorer-frame').contentDocument.querySelector('.tfx')"
+                                   "?.dataset.firstDraw !== undefined")
+            frame = page.frame_locator("#explorer-frame")
+            inner = next(f for f in page.frames if f.url.endswith(name))
+            drawn.append(float(inner.evaluate("document.querySelector('.tfx').dataset.firstDraw")))
+            canvas = "document.querySelector('canvas').toDataURL()"
+            before = inner.evaluate(canvas)
+            frame.locator(".tfx-slider").fill("600")
+            assert inner.evaluate(canvas) != before, f"{name}: moving the time slider did not change the drawing"
+            assert frame.locator(".tfx-t").inner_text() == "t = 0.60"
+            numbers = frame.locator(".tfx-numbers").inner_text()
+            frame.locator(".tfx-rounds button", has_text="3-RF").click()
+            assert frame.locator(".tfx-numbers").inner_text() != numbers, f"{name}: switching rounds kept the numbers"
+            shown = inner.evaluate(canvas)
+            frame.locator(".tfx-paths").uncheck()
+            assert inner.evaluate(canvas) != shown, f"{name}: hiding the paths did not change the drawing"
+            frame.locator(".tfx-play").click()
+            page.wait_for_timeout(300)
+            assert frame.locator(".tfx-t").inner_text() != "t = 0.60", f"{name}: play did not move time on"
+            frame.locator(".tfx-play").click()
+            if index == 0:
+                (out / "screenshots").mkdir(exist_ok=True)
+                page.locator("#explorer").screenshot(path=str(out / "screenshots" / "explorer.png"))
+        browser.close()
+    print(f"explorer first draw, ms after navigation (contended machine): {drawn}")
+    assert not problems, problems
+    leaving = [url for url in requests if not url.startswith((base, "data:"))]
+    assert not leaving, f"requests left the page: {leaving[:5]}"
