@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 import torch
@@ -167,3 +168,144 @@ def test_seed_rejects_non_integers_and_out_of_range_values(bad, error):
 
     with pytest.raises(error, match="seed must be"):
         toyflow.seed(bad)
+
+
+# text and image targets ----------------------------------------------------------------------------------------
+
+
+def test_text_samples_reproducibly_on_the_glyphs_at_the_scale_of_the_other_data_sets():
+    from matplotlib.path import Path
+
+    dist = data.get("text", text="RF", noise=0.0)
+    x = dist.sample(3000, generator=torch.Generator().manual_seed(0), device="cpu")
+    assert x.shape == (3000, 2) and x.dtype == torch.float32 and x.device.type == "cpu"
+    assert torch.equal(x, dist.sample(3000, generator=torch.Generator().manual_seed(0)))
+    assert dist.inside(x).all()
+    tall = x[:, 1].max() - x[:, 1].min()
+    assert 5.9 < tall <= 6.0 and x[:, 0].abs().max() <= 6.0  # two letters: as tall as the box, 2·height
+    # against matplotlib's own outlines (even-odd), scaled like the data set: only the cells cut by an edge differ
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    glyphs = TextPath((0, 0), "RF", size=1, prop=FontProperties(family="DejaVu Sans", weight="bold"))
+    box = glyphs.get_extents()
+    centre = torch.tensor([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2])
+    points = (x / min(12.0 / box.width, 6.0 / box.height) + centre).numpy()
+    on = torch.zeros(len(x), dtype=torch.bool)
+    for outline in glyphs.to_polygons(closed_only=True):
+        on ^= torch.from_numpy(Path(outline).contains_points(points))
+    assert on.float().mean() > 0.97
+
+
+def test_long_text_is_narrowed_to_the_width_of_the_box():
+    x = data.get("text", text="hello flows", noise=0.0).sample(2000, generator=torch.Generator().manual_seed(0))
+    assert 11.9 < x[:, 0].max() - x[:, 0].min() <= 12.0 and x[:, 1].abs().max() < 3.0
+
+
+def test_text_keeps_the_holes_of_the_letters_empty():
+    dist = data.get("text", text="o", noise=0.0)
+    x = dist.sample(4000, generator=torch.Generator().manual_seed(0))
+    centre = (x.min(0).values + x.max(0).values) / 2
+    assert (x - centre).norm(dim=1).min() > 1.0  # nothing in the middle of the "o"
+    assert not dist.inside(centre[None]).item()
+
+
+def test_text_noise_softens_the_edges_a_little():
+    sharp = data.get("text", text="RF", noise=0.0).sample(2000, torch.Generator().manual_seed(0))
+    soft = data.get("text", text="RF").sample(2000, torch.Generator().manual_seed(0))
+    assert 0 < (soft - sharp).abs().max() < 0.5  # the same cells, moved by N(0, 0.05²)
+
+
+@pytest.mark.parametrize(
+    "params, error, message",
+    [
+        (dict(text=""), ValueError, "text must be a non-empty string, got ''"),
+        (dict(text="   "), ValueError, "text must hold at least one visible character"),
+        (dict(text=12), TypeError, "text must be a str, got int 12"),
+        (dict(width=0), ValueError, "width must be a finite number > 0, got 0"),
+        (dict(height=-1.0), ValueError, "height must be a finite number > 0, got -1.0"),
+        (dict(noise=-1), ValueError, "noise must be a finite number >= 0, got -1"),
+        (dict(resolution=2), ValueError, "resolution must be an int >= 8, got 2"),
+    ],
+)
+def test_bad_text_names_the_argument(params, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        data.get("text", **params)
+
+
+def _two_dark_corners():
+    picture = torch.ones(4, 4)
+    picture[0, 0] = 0.0  # top left
+    picture[3, 3] = 0.2  # bottom right
+    return picture
+
+
+def test_image_samples_only_the_dark_pixels_with_y_pointing_up():
+    dist = data.from_image(_two_dark_corners(), size=2.0, noise=0.0)  # 4 × 4 picture → cells of side 1
+    x = dist.sample(2000, generator=torch.Generator().manual_seed(0))
+    top_left = (x[:, 0] >= -2) & (x[:, 0] <= -1) & (x[:, 1] >= 1) & (x[:, 1] <= 2)
+    bottom_right = (x[:, 0] >= 1) & (x[:, 0] <= 2) & (x[:, 1] >= -2) & (x[:, 1] <= -1)
+    assert (top_left | bottom_right).all()
+    assert 0.45 < top_left.float().mean() < 0.55  # uniform over the dark area
+    assert dist.inside(x).all() and not dist.inside(torch.zeros(1, 2)).item()
+    assert torch.equal(x, dist.sample(2000, generator=torch.Generator().manual_seed(0)))
+
+
+def test_image_from_a_png_path_rgba_uint8_and_invert_agree(tmp_path):
+    import matplotlib.image
+    import numpy as np
+
+    picture = _two_dark_corners().numpy()
+    path = tmp_path / "corners.png"
+    matplotlib.image.imsave(path, picture, cmap="gray", vmin=0, vmax=1)  # saved as RGBA
+    expected = data.from_image(picture).mask
+    assert torch.equal(data.get("image", image=str(path)).mask, expected)
+    assert torch.equal(data.from_image(path).mask, expected)
+    assert torch.equal(data.from_image((picture * 255).astype(np.uint8)).mask, expected)
+    assert torch.equal(data.from_image(1 - picture, invert=True).mask, expected)
+    assert torch.equal(data.from_image(picture < 0.5).mask, expected)  # booleans: True marks the pixels to use
+    rgba = np.ones((2, 2, 4))
+    rgba[0, 0, :3] = (1.0, 0.0, 0.0)  # opaque red: grey 0.299, dark
+    rgba[1, 1] = (0.0, 0.0, 0.0, 0.0)  # transparent black: white
+    assert data.from_image(rgba).mask.tolist() == [[True, False], [False, False]]
+
+
+def test_image_honours_the_device_rule():
+    dist = data.from_image(_two_dark_corners())
+    x = dist.sample(50, torch.Generator().manual_seed(0), device="meta")
+    assert x.device.type == "meta" and x.shape == (50, 2)
+
+
+@pytest.mark.parametrize(
+    "image, params, message",
+    [
+        (torch.zeros(5), {}, "image must have shape (H, W), (H, W, 3) or (H, W, 4), got (5,)"),
+        (torch.zeros(2, 2, 5), {}, "image must have shape (H, W), (H, W, 3) or (H, W, 4), got (2, 2, 5)"),
+        (torch.ones(3, 3), {}, "image has no pixel darker than threshold=0.5"),
+        (torch.zeros(3, 3), dict(invert=True), "image has no pixel lighter than threshold=0.5"),
+        (torch.zeros(3, 3), dict(threshold=0.0), "threshold must be a number in (0, 1)"),
+        (torch.zeros(3, 3), dict(threshold=1.5), "threshold must be a number in (0, 1)"),
+        (torch.full((3, 3), 2.0), {}, "image floats must lie in [0, 1], got values in [2, 2]"),
+        (torch.zeros(3, 3), dict(size=-1.0), "size must be a finite number > 0, got -1.0"),
+    ],
+)
+def test_bad_images_name_the_argument(image, params, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        data.from_image(image, **params)
+
+
+def test_text_and_image_are_named_everywhere_a_data_set_is(tmp_path):
+    assert {"text", "image"} <= set(data.names()) and set(data.REGISTRY) <= set(data.names())
+    with pytest.raises(ValueError, match="unknown dataset 'txt'.*'image'.*'text'"):
+        data.get("txt")
+    assert isinstance(data.from_spec("moons"), data.Moons)
+    assert data.from_spec("text:RF").text == "RF" and data.from_spec("text:a:b").text == "a:b"
+    path = tmp_path / "corners.png"
+    import matplotlib.image
+
+    matplotlib.image.imsave(path, _two_dark_corners().numpy(), cmap="gray", vmin=0, vmax=1)
+    assert data.from_spec(f"image:{path}").mask.sum() == 2
+    with pytest.raises(ValueError, match="only 'text:TEXT' and 'image:PATH' take a value"):
+        data.from_spec("moons:3")
+    with pytest.raises(ValueError, match="text must be a non-empty string"):
+        data.from_spec("text:")

@@ -42,10 +42,34 @@ def _output_folder(out: Path) -> Path:
     return out
 
 
+DATA_SYNTAX = (f"one of {', '.join(sorted(set(data.REGISTRY) - {'text'}))}; or text:TEXT (points on the letters, e.g. "
+               "text:RF) or image:PATH (points on a picture's dark pixels, e.g. image:star.png)")
+
+
+def _label(spec: str) -> str:
+    """A data set's name for a figure title: an image by its file name, not its whole path."""
+    name, colon, value = spec.partition(":")
+    return f"image:{Path(value).name}" if name == "image" and colon else spec
+
+
+def _dataset(spec: str) -> str:
+    """Check a ``--source``/``--target`` value by building it (``data.from_spec``), so a bad name, an empty text or a
+    missing picture is a one-line error before any training; the value itself stays a string."""
+    name = spec.partition(":")[0]
+    if name not in data.REGISTRY and name not in data.FROM_INPUT:
+        raise argparse.ArgumentTypeError(f"invalid choice: {spec!r} (choose {DATA_SYNTAX})")
+    try:
+        data.from_spec(spec)
+    except (ValueError, TypeError, OSError) as error:
+        raise argparse.ArgumentTypeError(f"{spec!r}: {error}") from None
+    return spec
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
-    names = sorted(data.REGISTRY)
-    parser.add_argument("--source", default="8gaussians", choices=names, help="source data set at t = 0 (%(default)s)")
-    parser.add_argument("--target", default="moons", choices=names, help="target data set at t = 1 (%(default)s)")
+    parser.add_argument("--source", default="8gaussians", type=_dataset, metavar="DATA",
+                        help=f"source data set at t = 0 (%(default)s): {DATA_SYNTAX}")
+    parser.add_argument("--target", default="moons", type=_dataset, metavar="DATA",
+                        help="target data set at t = 1 (%(default)s), the same choices")
     parser.add_argument("--steps", type=int, default=5000, help="training steps per model (%(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, initialisation and training (%(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train (%(default)s)")
@@ -74,7 +98,7 @@ def train_command(args: argparse.Namespace) -> dict:
     _output_folder(args.out)
     device = _device(args.device)
     torch.manual_seed(args.seed)
-    source, target = data.get(args.source), data.get(args.target)
+    source, target = data.from_spec(args.source), data.from_spec(args.target)
     model = VelocityMLP().to(device)
     objective = FlowMatching(couplings.PairSampler(source, target, COUPLINGS[args.coupling]()))
     history = fit(model, objective, args.steps, seed=args.seed, progress=not args.no_progress,
@@ -89,7 +113,7 @@ def train_command(args: argparse.Namespace) -> dict:
     }
     path = solvers.integrate(model, x0, steps=100, return_path=True).path
     ax = plot.trajectories(path, source=x0, target=x1, title=(
-        f"{args.source} → {args.target} ({args.coupling})\nstraightness {result['straightness']:.3g}, "
+        f"{_label(args.source)} → {_label(args.target)} ({args.coupling})\nstraightness {result['straightness']:.3g}, "
         f"W2 @1 NFE {result['w2_by_nfe'][1]:.2f}"))
     ax.figure.savefig(args.out / "trajectories.png", dpi=120, bbox_inches="tight")
     (args.out / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -98,7 +122,8 @@ def train_command(args: argparse.Namespace) -> dict:
 
 
 def reflow_command(args: argparse.Namespace) -> list[dict]:
-    """Train 1-RF and K reflow rounds; write ``trajectories.png``, ``reflow.gif``, ``reflow.html``, ``metrics.json``."""
+    """Train 1-RF and K reflow rounds; write ``trajectories.png``, ``reflow.gif``, ``reflow.html``, ``explorer.html``
+    (the interactive explorer: drag time, switch rounds) and ``metrics.json``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,7 +137,7 @@ def reflow_command(args: argparse.Namespace) -> list[dict]:
     _output_folder(args.out)
     device = _device(args.device)
     torch.manual_seed(args.seed)
-    source, target = data.get(args.source), data.get(args.target)
+    source, target = data.from_spec(args.source), data.from_spec(args.target)
     rounds = rectify.rectified_flow(source, target, args.rounds + 1, args.steps, args.pairs, VelocityMLP().to(device),
                                     seed=args.seed, progress=not args.no_progress, lr=args.lr)
     generator = torch.Generator(device).manual_seed(args.seed + 1)
@@ -122,15 +147,18 @@ def reflow_command(args: argparse.Namespace) -> list[dict]:
     paths = {r.name: solvers.integrate(r.model, x0[:500], steps=60, return_path=True).path for r in rounds}
 
     titles = [f"{row['round']}: straightness {row['straightness']:.3g}\nW2 @1 NFE {row['W2 @1']:.2f}" for row in table]
-    fig, _ = plot.rounds(paths, x0, x1, titles, suptitle=f"{args.source} → {args.target}: paths straighten round by round")
+    fig, _ = plot.rounds(paths, x0, x1, titles,
+                         suptitle=f"{_label(args.source)} → {_label(args.target)}: paths straighten round by round")
     fig.savefig(args.out / "trajectories.png", dpi=110, bbox_inches="tight")
     animation = plot.animate(paths, source=x0, target=x1, titles=titles)
     plot.save_gif(animation, args.out / "reflow.gif")
     (args.out / "reflow.html").write_text(plot.to_html(animation))
+    numbers = {row["round"]: {"straightness": row["straightness"], "W2 @1 step": row["W2 @1"]} for row in table}
+    plot.explorer(paths, x0, x1, numbers, title=f"{_label(args.source)} → {_label(args.target)}").save(args.out / "explorer.html")
     settings = {key: str(value) for key, value in vars(args).items() if key != "run"}
     (args.out / "metrics.json").write_text(json.dumps({"settings": settings, "rounds": table}, indent=2))
     print(plot.markdown_table(table))
-    print(f"wrote trajectories.png, reflow.gif, reflow.html and metrics.json to {args.out}")
+    print(f"wrote trajectories.png, reflow.gif, reflow.html, explorer.html and metrics.json to {args.out}")
     return table
 
 

@@ -4,7 +4,8 @@ Every distribution is an object with ``sample(n, generator=None, device=None) ->
 those whose density is known in closed form also have ``log_prob(x) -> (n,)``.
 All are drawn with torch alone, so one ``torch.Generator`` makes them reproducible and
 they are created directly on the requested device. Default sizes put every data set in
-roughly ``[-5, 5]²`` (the scale of torchcfm's 8 gaussians), so any two can be paired.
+roughly ``[-5, 5]²`` (the scale of torchcfm's 8 gaussians), so any two can be paired; text (``get("text",
+text="RF")``) is 6 high and at most 12 wide, so that letters stand out of an ``N(0, I)`` source.
 
 >>> import toyflow
 >>> x = toyflow.data.get("moons").sample(4, generator=torch.Generator().manual_seed(0))
@@ -388,6 +389,169 @@ class Rings(Distribution):
         return _polar(r, angle) + self.noise * self.size * _randn(n, 2, generator, device)
 
 
+class Pixels(Distribution):
+    """Uniform over the filled cells of a picture, fitted into ``[-width, width] × [-height, height]``, plus
+    ``N(0, noise² I)``.
+
+    Row 0 of ``mask`` is the top of the picture, so y points up as it does in the picture. The picture keeps its
+    aspect ratio: the bounding box of its filled cells is centred at the origin and scaled as large as the box
+    allows. A draw picks a filled cell uniformly (all cells have the same area, so this is uniform over the
+    filled area), a uniform point inside that cell, then adds the Gaussian noise that softens the edges.
+    :class:`Text` and :func:`from_image` build one.
+
+    Args:
+        mask: boolean array ``(H, W)``, True where the distribution puts mass.
+        width, height: half the sides of the box the picture is fitted into.
+        noise: standard deviation of the Gaussian added to each point (0: exactly uniform on the cells).
+    """
+
+    def __init__(self, mask, width: float = 4.0, height: float = 4.0, noise: float = 0.05):
+        mask = torch.as_tensor(mask).bool().cpu()
+        if mask.ndim != 2:
+            raise ValueError(f"mask must have shape (H, W), got {tuple(mask.shape)}")
+        if not mask.any():
+            raise ValueError(f"mask must have at least one True cell, got none in a {tuple(mask.shape)} mask")
+        self.width, self.height = _positive("width", width), _positive("height", height)
+        self.noise, self.mask = _non_negative("noise", noise), mask
+        rows, cols = mask.nonzero(as_tuple=True)
+        x, y = cols.float(), (mask.shape[0] - 1 - rows).float()  # lower-left corner of each cell, y up
+        box = torch.stack([x.min(), y.min(), x.max() + 1, y.max() + 1])  # bounding box, in cells
+        self.centre = (box[:2] + box[2:]) / 2  # (2,), in cells
+        cells = box[2:] - box[:2]  # (2,): the picture's width and height, in cells
+        self.cell = min(2 * self.width / cells[0].item(), 2 * self.height / cells[1].item())  # a cell's side in data units
+        self.corners = (torch.stack([x, y], 1) - self.centre) * self.cell  # (m, 2)
+        self._on_device = {torch.device("cpu"): self.corners}
+
+    def _sample(self, n, generator, device):
+        if device not in self._on_device:
+            self._on_device[device] = self.corners.to(device)
+        corners = self._on_device[device][_randint(len(self.corners), n, generator, device)]  # (n, 2)
+        inside = self.cell * torch.rand(n, 2, generator=generator, device=device)
+        return corners + inside + self.noise * _randn(n, 2, generator, device)
+
+    def inside(self, x: Tensor) -> Tensor:
+        """Whether each point of ``x`` ``(n, 2)`` lies in a filled cell: ``(n,)`` booleans."""
+        self._check_points(x)
+        cell = torch.floor(x.detach().cpu().float() / self.cell + self.centre).long()  # (n, 2): column, row from the bottom
+        h, w = self.mask.shape
+        ok = (cell[:, 0] >= 0) & (cell[:, 0] < w) & (cell[:, 1] >= 0) & (cell[:, 1] < h)
+        row, col = (h - 1 - cell[:, 1]).clamp(0, h - 1), cell[:, 0].clamp(0, w - 1)
+        return (ok & self.mask[row, col]).to(x.device)
+
+
+class Text(Pixels):
+    """Points on the glyphs of ``text``, drawn by matplotlib in its bundled DejaVu Sans (no font download).
+
+    The glyph outlines (``matplotlib.textpath.TextPath``) are filled on a grid of ``resolution`` cells along the
+    longer side (even-odd rule, so the holes of "R", "o", "8" stay empty); the result is a :class:`Pixels`
+    distribution: uniform over the letters, fitted into ``[-width, width] × [-height, height]``, plus
+    ``N(0, noise² I)``. The default box is wide and tall enough that short text (initials, a short word) stands
+    out of the ``N(0, I)`` source around the origin: a few letters are 6 high, and longer text is narrowed to
+    12 wide.
+
+    >>> x = Text("RF").sample(3, generator=torch.Generator().manual_seed(0))
+    >>> tuple(x.shape)
+    (3, 2)
+    """
+
+    def __init__(self, text: str = "RF", width: float = 6.0, height: float = 3.0, noise: float = 0.05,
+                 weight: str = "bold", resolution: int = 200):
+        import numpy as np
+        from matplotlib.font_manager import FontProperties
+        from matplotlib.path import Path
+        from matplotlib.textpath import TextPath
+
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__} {text!r}")
+        if not text:
+            raise ValueError("text must be a non-empty string, got ''")
+        if not text.strip():
+            raise ValueError(f"text must hold at least one visible character, got only white space {text!r}")
+        _count("resolution", resolution, minimum=8)
+        glyphs = TextPath((0, 0), text, size=1, prop=FontProperties(family="DejaVu Sans", weight=weight))
+        outlines = glyphs.to_polygons(closed_only=True)
+        if not outlines:
+            raise ValueError(f"text {text!r} has no glyph to draw")
+        box = glyphs.get_extents()
+        step = max(box.width, box.height) / resolution
+        xs = np.arange(box.x0 + step / 2, box.x1, step)
+        ys = np.arange(box.y1 - step / 2, box.y0, -step)  # top row first
+        grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)  # cell centres, (H·W, 2)
+        filled = np.zeros(len(grid), dtype=bool)
+        for outline in outlines:  # even-odd: a hole is an outline inside another one
+            filled ^= Path(outline).contains_points(grid)
+        if not filled.any():
+            raise ValueError(f"text {text!r} covers no cell at resolution={resolution}; raise resolution")
+        self.text = text
+        super().__init__(filled.reshape(len(ys), len(xs)), width, height, noise)
+
+    def __repr__(self) -> str:
+        return f"Text({self.text!r}, width={self.width}, height={self.height}, noise={self.noise})"
+
+
+def from_image(image, threshold: float = 0.5, invert: bool = False, size: float = 4.0,
+               noise: float = 0.05) -> Pixels:
+    """Points on the dark pixels of a picture: uniform over them, fitted into ``[-size, size]²``, plus noise.
+
+    Args:
+        image: a path to a picture (PNG, read by ``matplotlib.image.imread``) or an array (NumPy or torch):
+            grey ``(H, W)``, grey and alpha ``(H, W, 2)``, RGB ``(H, W, 3)`` or RGBA ``(H, W, 4)``; floats in
+            ``[0, 1]`` or unsigned integers (0 … 255 for ``uint8``); a boolean array marks the pixels to use with
+            True. Colours become grey by luminance ``0.299 R + 0.587 G + 0.114 B``; transparent pixels count as
+            white. Row 0 is the top of the picture.
+        threshold: a pixel is dark when its grey value is below ``threshold``, in ``(0, 1)``.
+        invert: use the light pixels (grey above ``threshold``) instead: a light drawing on a dark background.
+        size: half the longer side of the box the picture is fitted into.
+        noise: standard deviation of the Gaussian added to each point.
+    """
+    import numpy as np
+
+    _positive("size", size)
+    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+        from matplotlib.image import imread
+
+        image = imread(image)
+    if isinstance(image, Tensor):
+        image = image.detach().cpu().numpy()
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[2] in (1, 2, 3, 4):
+        pass
+    elif array.ndim != 2:
+        raise ValueError(f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    try:
+        number = float(threshold)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(threshold, bool) or not 0 < number < 1:
+        raise ValueError(f"threshold must be a number in (0, 1) (grey values run from 0 black to 1 white), "
+                         f"got {threshold!r}")
+    if array.dtype == bool:
+        grey = np.where(array if array.ndim == 2 else array[..., 0], 0.0, 1.0)  # True marks the pixels to use
+    else:
+        if np.issubdtype(array.dtype, np.unsignedinteger):
+            array = array / np.iinfo(array.dtype).max
+        elif not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"image must hold floats in [0, 1], unsigned integers or booleans, got dtype {array.dtype}")
+        array = array.astype(np.float64)
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise ValueError(f"image floats must lie in [0, 1], got values in [{np.nanmin(array):g}, {np.nanmax(array):g}]")
+        if array.ndim == 2:
+            grey = array
+        else:
+            channels = array.shape[2]
+            colour = array[..., : 1 if channels < 3 else 3]
+            grey = colour[..., 0] if channels < 3 else colour @ np.array([0.299, 0.587, 0.114])
+            if channels in (2, 4):  # over a white background
+                alpha = array[..., -1]
+                grey = alpha * grey + (1 - alpha)
+    dark = grey > number if invert else grey < number
+    if not dark.any():
+        which = "lighter" if invert else "darker"
+        raise ValueError(f"image has no pixel {which} than threshold={threshold} (grey values span "
+                         f"[{grey.min():.3g}, {grey.max():.3g}]); change threshold or invert")
+    return Pixels(dark, size, size, noise)
+
+
 REGISTRY = {
     "gaussian": Gaussian,
     "8gaussians": ring_of_gaussians,
@@ -399,14 +563,39 @@ REGISTRY = {
     "pinwheel": Pinwheel,
     "rings": Rings,
     "mixture": labelled_mixture,
+    "text": Text,
 }
+# data sets built from something the caller gives (a picture), so kept apart from REGISTRY, whose every entry
+# builds with its defaults: data.get("image", image="star.png")
+FROM_INPUT = {"image": from_image}
+
+
+def names() -> list[str]:
+    """Every name ``get`` knows: the data sets of ``REGISTRY`` and ``"image"``."""
+    return sorted([*REGISTRY, *FROM_INPUT])
 
 
 def get(name: str, **params) -> Distribution:
-    """The distribution called ``name``, built with ``params``: ``get("8gaussians", radius=4)``."""
-    if name not in REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(REGISTRY)}")
+    """The distribution called ``name``, built with ``params``: ``get("8gaussians", radius=4)``,
+    ``get("text", text="RF")``, ``get("image", image="star.png")``."""
+    build = REGISTRY.get(name, FROM_INPUT.get(name))
+    if build is None:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {names()}")
     try:
-        return REGISTRY[name](**params)
+        return build(**params)
     except TypeError as error:
         raise TypeError(f"bad parameters for dataset {name!r}: {error}") from None
+
+
+def from_spec(spec: str) -> Distribution:
+    """The data set one string names, as the command line takes it: ``"moons"``, ``"text:RF"`` (everything after
+    the first colon is the text), ``"image:path/to/picture.png"`` (dark pixels, default threshold)."""
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a str such as 'moons', 'text:RF' or 'image:star.png', got {spec!r}")
+    name, colon, value = spec.partition(":")
+    if not colon:
+        return get(name)
+    if name in ("text", "image"):
+        return get(name, **{name: value})
+    raise ValueError(f"spec {spec!r}: only 'text:TEXT' and 'image:PATH' take a value after ':'; "
+                     f"the data sets named alone are {sorted(REGISTRY)}")

@@ -354,6 +354,16 @@ def to_html(animation: FuncAnimation) -> str:
     return html
 
 
+def explorer(paths_by_round: Mapping[str, Tensor], source: Tensor, target: Tensor,
+             metrics_by_round: Mapping[str, Mapping[str, float]] | None = None, title: str = "reflow explorer", **options):
+    """The interactive reflow explorer (time slider, play, round selector, paths, backdrops, each round's numbers) as
+    one self-contained HTML page that needs no kernel: shown inline in Jupyter and Colab, ``.save(path)`` writes it.
+    ``paths_by_round``: round name → path ``(T + 1, n, 2)``. See :func:`toyflow.explorer.explorer`."""
+    from .explorer import explorer as build  # the explorer reads this module's colours
+
+    return build(paths_by_round, source, target, metrics_by_round, title=title, **options)
+
+
 def save_gif(animation: FuncAnimation, filename: str, fps: int = 12, panel_pixels: int = 420) -> None:
     """Write an animation as a GIF with Pillow (no ffmpeg needed), each panel ``panel_pixels`` wide."""
     fig = animation._fig
