@@ -37,6 +37,11 @@ def _distillation_loss(v, z0, z1):
     return (z1 - (z0 + v(z0, torch.zeros(len(z0), dtype=z0.dtype)))).pow(2).mean()
 
 
+def _nearest_training(x, train):
+    """Written without cdist: every squared difference, summed over the coordinates, the smallest, its root."""
+    return ((x[:, None, :] - train[None]) ** 2).sum(-1).min(1).values.sqrt()
+
+
 def _monotone_pairing(x0, x1):
     return x1.sort().values[x0.argsort().argsort()]
 
@@ -90,6 +95,7 @@ CORRECT = [
     (exercises.check_within_class_pairing, _within_class_pairing),
     (exercises.check_clip_blocks, _clip_blocks),
     (exercises.check_coupling_log_prob, _coupling_log_prob),
+    (exercises.check_nearest_training, _nearest_training),
 ]
 
 MISTAKES = [
@@ -121,6 +127,11 @@ MISTAKES = [
     (exercises.check_coupling_log_prob, lambda x, m, c: _coupling_log_prob(x, m, c, sign=1.0), "wrong sign"),
     (exercises.check_coupling_log_prob, lambda x, m, c: _coupling_log_prob(x, m, c, masked_input=False), "read the coordinates it moves"),
     (exercises.check_coupling_log_prob, lambda x, m, c: _coupling_log_prob(x, m, c, sign=0.0), "log-determinant is missing"),
+    (exercises.check_nearest_training, lambda x, train: _nearest_training(x, train) ** 2, "squared"),
+    (exercises.check_nearest_training, lambda x, train: torch.cdist(x, train).mean(1), "averaged over all training points"),
+    (exercises.check_nearest_training, lambda x, train: torch.cdist(x, train).min(0).values, "one distance per training point"),
+    (exercises.check_nearest_training, lambda x, train: (x[:, None] - train).abs().sum(-1).min(1).values, "L1"),
+    (exercises.check_nearest_training, lambda x, train: torch.cdist(x, train).min(1).indices, "index"),
 ]
 
 

@@ -847,6 +847,49 @@ def check_latent_sample(latent_sample: Callable[..., Tensor]) -> bool:
     ])
 
 
+# --- notebook 16: 8×8 digits ---
+
+
+def nearest_training_distance(x: Tensor, train: Tensor) -> Tensor:
+    """``min_j ‖x_i − train_j‖``, the Euclidean distance from each point of ``x`` ``(n, d)`` to its nearest point of
+    ``train`` ``(m, d)``: shape ``(n,)``. Far below a held-out sample's distance means copies of the training data."""
+    return torch.cdist(x, train).min(1).values
+
+
+def check_nearest_training(nearest: Callable[[Tensor, Tensor], Tensor]) -> bool:
+    """Check ``nearest(x, train) -> (n,)``: for each row of ``x`` ``(n, d)``, the Euclidean distance to the nearest row
+    of ``train`` ``(m, d)`` (the memorisation test of notebook 16)."""
+    generator = torch.Generator().manual_seed(16)
+    cases = []
+    for n, m in ((12, 40), (7, 25), (20, 30)):
+        train = torch.randn(m, 64, generator=generator, dtype=torch.float64)
+        x = torch.randn(n, 64, generator=generator, dtype=torch.float64)
+        x[0] = train[3]  # an exact copy: distance 0
+        cases.append((x, train))
+    x, train = cases[0]
+    try:
+        first = nearest(x, train)
+    except Exception:  # not written yet or a bug: compare reports it
+        first = None
+    if isinstance(first, Tensor) and first.shape == (len(train),):
+        print(f"check_nearest_training: wrong on case 1: it looks like there is one distance per training point "
+              f"(shape ({len(train)},)): take the minimum over the training points, one distance per row of x "
+              f"(shape ({len(x)},)).")
+        return False
+    return compare(_as_float64(nearest), nearest_training_distance, cases, "check_nearest_training", [
+        ("the distances are squared: take the square root of Σ (x − y)²",
+         lambda x, train: torch.cdist(x, train).min(1).values ** 2),
+        ("the distance is averaged over all training points: take the nearest one (the minimum)",
+         lambda x, train: torch.cdist(x, train).mean(1)),
+        ("the squared differences are averaged over the coordinates: sum them (‖·‖ is the Euclidean norm)",
+         lambda x, train: torch.cdist(x, train).min(1).values / x.shape[1] ** 0.5),
+        ("the distance is the sum of absolute differences (L1): use the Euclidean norm, √Σ (x − y)²",
+         lambda x, train: torch.cdist(x, train, p=1).min(1).values),
+        ("it returns which training point is nearest (its index): return the distance to it",
+         lambda x, train: torch.cdist(x, train).min(1).indices.to(x.dtype)),
+    ], atol=1e-2)  # loose enough for float32 (cdist rounds a zero distance to about 1e-3), far below every mistake
+
+
 # --- notebook 09: normalizing flows ---
 
 
