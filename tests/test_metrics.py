@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from toyflow import metrics
+from toyflow import data, metrics
 from toyflow.closed_form import GaussianToGaussian
 
 CASE = GaussianToGaussian(mean=(2.0, -1.0), std=0.5)
@@ -85,7 +85,7 @@ def test_bad_input():
 
 NAN_POINTS = torch.tensor([[0.0, 0.0], [float("nan"), 1.0]])
 INF_POINTS = torch.tensor([[0.0, 0.0], [1.0, float("inf")]])
-DISTANCES = {"w2": metrics.w2, "sliced_w2": metrics.sliced_w2, "mmd": metrics.mmd}
+DISTANCES = {"w2": metrics.w2, "sliced_w2": metrics.sliced_w2, "mmd": metrics.mmd, "fine_w2": metrics.fine_w2}
 
 
 @pytest.mark.parametrize("name", sorted(DISTANCES))
@@ -127,3 +127,65 @@ def test_transport_cost_w2_by_nfe_and_cnf_log_prob_name_their_bad_arguments():
         metrics.w2_by_nfe(CASE.velocity, torch.zeros(3, 2), torch.zeros(3, 2), nfes=())
     with pytest.raises(ValueError, match="rtol and atol must be > 0"):
         metrics.cnf_log_prob(CASE.velocity, torch.zeros(3, 2), CASE.source.log_prob, rtol=-1.0)
+
+
+@pytest.mark.parametrize("scale, shift", [(1.0, (3.0, 4.0)), (2.0, (0.0, 0.0)), (0.5, (-1.0, 0.5))])
+def test_fine_w2_equals_w2_for_a_shift_and_a_scaling(scale, shift):
+    """For y = s·x + m the map is optimal and evenly spaced directions average θθᵀ to I/2 exactly,
+    so fine_w2 = W2 = (E‖(s − 1)x + m‖²)^{1/2}."""
+    x = torch.randn(400, 2, generator=torch.Generator().manual_seed(0)).double()
+    y = scale * x + torch.tensor(shift, dtype=torch.float64)
+    exact = float(((y - x) ** 2).sum(1).mean().sqrt())
+    assert metrics.fine_w2(x, y, projections=3) == pytest.approx(exact, rel=1e-9)
+    assert metrics.w2(x, y) == pytest.approx(exact, rel=1e-6)
+
+
+def test_fine_w2_is_a_lower_bound_of_w2_zero_for_equal_sets_and_w2_in_one_dimension():
+    g = torch.Generator().manual_seed(0)
+    x, y = data.get("moons").sample(300, g), data.get("8gaussians").sample(300, g)
+    assert 0.5 * metrics.w2(x, y) < metrics.fine_w2(x, y) <= metrics.w2(x, y) + 1e-9
+    assert metrics.fine_w2(x, x) == 0.0
+    a, b = torch.randn(200, 1, generator=g), 2 * torch.randn(200, 1, generator=g) + 1
+    assert metrics.fine_w2(a, b) == pytest.approx(metrics.w2(a, b), rel=1e-6)
+
+
+def test_fine_w2_ranks_shifted_and_scaled_targets_like_w2_and_sees_below_w2s_floor():
+    """Both metrics grow with the size of a shift or a scaling of the target; fine_w2 on 50,000 points
+    also sees a shift of 0.05, far below exact W2's floor (about 0.25 at 2,000 moons points)."""
+    moons, g = data.get("moons"), torch.Generator().manual_seed(0)
+    x, y = moons.sample(50_000, g), moons.sample(50_000, g)
+    center = y.mean(0)
+    shifted = [y + torch.tensor([d, 0.0]) for d in (0.25, 0.5, 1.0)]
+    scaled = [center + s * (y - center) for s in (1.1, 1.25, 1.5)]
+    for family in (shifted, scaled):
+        exact = [metrics.w2(x[:800], z[:800]) for z in family]  # W2 on few points: it only sees large changes
+        fine = [metrics.fine_w2(x, z) for z in family]
+        assert exact == sorted(exact) and fine == sorted(fine), (exact, fine)
+    same = metrics.fine_w2(x, y)  # two draws of the same distribution: only the sampling floor
+    small = [metrics.fine_w2(x, y + torch.tensor([d, 0.0])) for d in (0.02, 0.05, 0.1)]
+    assert same < 0.05 and small == sorted(small) and small[1] > 1.5 * same, (same, small)
+
+
+def test_floor_is_the_median_over_independent_draws_of_the_target():
+    moons = data.get("moons")
+    value = metrics.floor(metrics.w2, moons, 200, repeats=3, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    by_hand = sorted(metrics.w2(moons.sample(200, g), moons.sample(200, g)) for _ in range(3))[1]
+    assert value == by_hand
+    fine = metrics.floor(metrics.fine_w2, moons, 200, repeats=3, generator=torch.Generator().manual_seed(0))
+    assert 0 < fine < value
+
+
+def test_fine_w2_and_floor_name_their_bad_arguments():
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.fine_w2(torch.zeros(3, 2), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="projections must be an int >= 2 .* got 1"):
+        metrics.fine_w2(torch.zeros(3, 2), torch.zeros(3, 2), projections=1)
+    with pytest.raises(TypeError, match="metric must be a callable"):
+        metrics.floor("w2", data.get("moons"), 10)
+    with pytest.raises(TypeError, match=r"target must have a sample\(n, generator\) method"):
+        metrics.floor(metrics.w2, torch.zeros(3, 2), 10)
+    with pytest.raises(ValueError, match="n must be a positive int, got 0"):
+        metrics.floor(metrics.w2, data.get("moons"), 0)
+    with pytest.raises(ValueError, match="repeats must be a positive int, got 0"):
+        metrics.floor(metrics.w2, data.get("moons"), 10, repeats=0)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import toyflow
-from toyflow.train import ema_decay, fit
+from toyflow.train import ema_decay, fit, schedule_factor
 
 
 def _regression(model, generator):
@@ -88,6 +88,14 @@ def _function_objective(generator):
 BAD_OPTIONS = [
     (dict(steps=0), ValueError, "steps must be a positive int, got 0"),
     (dict(steps=2.5), ValueError, "steps must be a positive int, got 2.5"),
+    (dict(steps=None), ValueError, "steps is None and max_seconds is None: give a number of steps, a time budget"),
+    (dict(max_seconds=0), ValueError, "max_seconds must be a finite number of seconds > 0, or None .* got 0"),
+    (dict(max_seconds=-1.0), ValueError, "max_seconds must be a finite number of seconds > 0, or None .* got -1.0"),
+    (dict(max_seconds=float("inf")), ValueError, "max_seconds must be a finite number .* got inf"),
+    (dict(max_seconds=float("nan")), ValueError, "max_seconds must be a finite number .* got nan"),
+    (dict(max_seconds="5"), ValueError, "max_seconds must be a finite number .* got '5'"),
+    (dict(max_seconds=True), ValueError, "max_seconds must be a finite number .* got True"),
+    (dict(clock="now"), TypeError, "clock must be a callable returning seconds, such as time.perf_counter, got 'now'"),
     (dict(lr=-1), ValueError, "lr must be a finite number > 0, got -1"),
     (dict(lr=float("nan")), ValueError, "lr must be a finite number > 0, got nan"),
     (dict(schedule="linear"), ValueError, "schedule must be 'cosine' or 'constant', got 'linear'"),
@@ -118,3 +126,113 @@ def test_smoothed_names_a_bad_window():
         toyflow.train.History([1.0, 2.0]).smoothed(0)
     with pytest.raises(ValueError, match="holds no loss yet"):
         toyflow.train.History().smoothed()
+
+
+class FakeClock:
+    """A clock that only moves when a step says so: tests never depend on the machine's speed."""
+
+    def __init__(self):
+        self.now = 100.0  # any start: fit measures differences
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _timed(clock: FakeClock, costs, objective=_regression):
+    """``objective`` that advances ``clock`` by the next of ``costs`` (seconds, cycled) at each step."""
+    costs, calls = list(costs), []
+
+    def timed(model, generator):
+        clock.now += costs[len(calls) % len(costs)]
+        calls.append(clock.now)
+        return objective(model, generator)
+
+    return timed
+
+
+@pytest.mark.parametrize(
+    "costs, max_seconds, steps, done, seconds",
+    [
+        ([0.25], 2.0, None, 8, 2.0),  # 8 steps of 0.25 s fill 2 s exactly
+        ([0.5, 1.5, 0.25], 2.0, None, 2, 2.0),  # the clock reads 2.0 before step 3: stop
+        ([0.5, 1.5, 0.25], 2.1, None, 3, 2.25),  # it reads 2.0 < 2.1: one more step, overshooting by < one step
+        ([0.25], 100.0, 5, 5, 1.25),  # steps is an upper bound
+    ],
+)
+def test_a_time_budget_stops_at_the_first_step_that_finds_it_spent(costs, max_seconds, steps, done, seconds):
+    clock = FakeClock()
+    history = fit(torch.nn.Linear(1, 1), _timed(clock, costs), steps, max_seconds=max_seconds, clock=clock,
+                  progress=False, check_every=3)
+    assert history.steps == len(history.loss) == done
+    assert history.seconds == seconds
+
+
+def _lr_per_step(clock: FakeClock, costs, **options) -> list[float]:
+    """The learning rate of every step, read off the weight: Adam moves a weight whose gradient is a
+    constant 1 by lr·(1 − 1e-8) a step."""
+    model, seen = torch.nn.Linear(1, 1, bias=False, dtype=torch.float64), []  # float64: exact differences
+
+    def objective(model, generator):
+        seen.append(model.weight.item())
+        return model.weight.sum()
+
+    fit(model, _timed(clock, costs, objective), lr=0.01, progress=False, clock=clock, **options)
+    weights = seen + [model.weight.item()]
+    return [a - b for a, b in zip(weights, weights[1:])]
+
+
+def test_the_schedule_follows_elapsed_time_as_it_would_follow_steps():
+    """At elapsed fraction f of the budget the learning rate is the step schedule's at fraction f."""
+    by_steps = _lr_per_step(FakeClock(), [0.25], steps=40)
+    by_time = _lr_per_step(FakeClock(), [0.25], steps=None, max_seconds=10.0)  # 40 steps of 0.25 s
+    assert len(by_time) == len(by_steps) == 40
+    assert by_time == pytest.approx(by_steps, rel=1e-6)
+    assert by_steps == pytest.approx([0.01 * schedule_factor("cosine", i, 40) for i in range(40)], rel=1e-6)
+
+    clock, costs = FakeClock(), [0.125, 0.75, 0.375]  # uneven steps: the schedule reads the clock, not the count
+    uneven = _lr_per_step(clock, costs, steps=None, max_seconds=5.0)
+    elapsed, now = [], 0.0  # the clock's reading before each step that runs
+    while now < 5.0:
+        elapsed.append(now)
+        now += costs[(len(elapsed) - 1) % 3]
+    assert len(uneven) == len(elapsed) == 12
+    assert uneven == pytest.approx([0.01 * schedule_factor("cosine", e, 5.0) for e in elapsed], rel=1e-6)
+
+
+def test_both_budgets_the_one_spent_first_drives_the_schedule():
+    """10 s at 0.25 s a step is 40 steps; with steps=20 the step budget runs out first and drives the schedule."""
+    capped = _lr_per_step(FakeClock(), [0.25], steps=20, max_seconds=10.0)
+    assert capped == pytest.approx(_lr_per_step(FakeClock(), [0.25], steps=20), rel=1e-6)
+
+
+def test_a_time_budget_trains_the_same_model_as_the_same_number_of_steps_with_ema():
+    def trained(**budget):
+        toyflow.seed(0)
+        model, clock = torch.nn.Linear(1, 1), FakeClock()
+        fit(model, _timed(clock, [0.5]), lr=0.05, ema=0.9, progress=False, clock=clock, **budget)
+        return model
+
+    by_steps, by_time = trained(steps=200), trained(steps=None, max_seconds=100.0)
+    torch.testing.assert_close(by_time.weight, by_steps.weight, rtol=1e-5, atol=1e-6)
+
+
+def test_a_nan_loss_in_the_last_steps_of_a_time_budget_names_the_step():
+    clock, calls = FakeClock(), []
+
+    def objective(model, generator):
+        calls.append(1)
+        loss = _regression(model, generator)
+        return loss * float("nan") if len(calls) == 19 else loss  # step 18 of 20, after the last check at 10
+
+    with pytest.raises(FloatingPointError, match="loss became nan at step 18:"):
+        fit(torch.nn.Linear(1, 1), _timed(clock, [0.5], objective), None, max_seconds=10.0, clock=clock,
+            progress=False, check_every=10)
+
+
+def test_the_progress_bar_counts_seconds_under_a_time_budget(capsys):
+    clock = FakeClock()
+    history = fit(torch.nn.Linear(1, 1), _timed(clock, [0.25]), None, max_seconds=2.0, clock=clock,
+                  progress=True, description="timed")
+    assert history.steps == 8
+    err = capsys.readouterr().err
+    assert "timed:" in err and "/2 s" in err

@@ -2,6 +2,8 @@
 
 - :func:`w2`: exact 2-Wasserstein distance between two sample sets (POT's network simplex).
 - :func:`sliced_w2`, :func:`mmd`: cheaper sample distances.
+- :func:`fine_w2`: sliced W2 in W2's units, cheap enough for 100,000 points, so its floor is ten times lower.
+- :func:`floor`: what a metric gives between two independent draws of the target (a perfect sampler's score).
 - :func:`straightness`, :func:`transport_cost`: the numbers of rectified flow (Liu et al. 2022).
 - :func:`w2_by_nfe`: sample quality against the number of function evaluations.
 - :func:`flow_summary`: all of these for one flow, as a table row.
@@ -70,6 +72,64 @@ def sliced_w2(x: Tensor, y: Tensor, projections: int = 256, generator: torch.Gen
     directions /= directions.norm(dim=0)
     px, py = (x @ directions).sort(0).values, (y @ directions).sort(0).values  # (n, P)
     return float(((px - py) ** 2).mean().sqrt())
+
+
+def fine_w2(x: Tensor, y: Tensor, projections: int = 32, generator: torch.Generator | None = None) -> float:
+    """The finer metric: sliced W2 rescaled to W2's units, ``(d · mean_k W2²(θ_k·x, θ_k·y))^{1/2}``.
+
+    ``x`` and ``y`` are ``(n, d)`` with the same ``n``. Each 1D W2 is exact: sort both projections and
+    pair them in order, ``W2²(a, b) = (1/n) Σ_i (a_(i) − b_(i))²``, so the cost is ``O(P·n log n)`` and
+    100,000 points are affordable (exact :func:`w2` is ``O(n³)``). In 2D the ``P = projections``
+    directions are evenly spaced angles ``θ_k = πk/P`` (a quadrature of the average over all
+    directions, deterministic); in other dimensions they are random (``generator``).
+
+    The factor ``d`` makes it equal exact W2 for any map ``y = s·x + m`` (``s > 0``), a shift or a
+    scaling; otherwise it is a lower bound, ``fine_w2 ≤ w2``. It is zero only for equal sets.
+
+    Its floor (:func:`floor`: the median between two independent draws of the target) falls about like
+    ``1/√n``; measured on moons: 0.11–0.14 at 2,000 points, 0.045 at 20,000, 0.016–0.020 at 100,000,
+    against exact W2's 0.22–0.25 at 2,000 (8 gaussians: 0.05 at 100,000 against W2's 0.50–0.55). Use it
+    with 100,000 points to compare samplers that exact W2 on 2,000 points cannot tell from the target.
+
+    >>> x = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0))
+    >>> round(fine_w2(x, 2 * x + torch.tensor([3.0, 4.0])), 4) == round(w2(x, 2 * x + torch.tensor([3.0, 4.0])), 4)
+    True
+    """
+    x, y = _points(x, "x"), _points(y, "y")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape (n, d), got {tuple(x.shape)} and {tuple(y.shape)}")
+    if not isinstance(projections, int) or isinstance(projections, bool) or projections < 2:
+        raise ValueError(f"projections must be an int >= 2 (number of directions), got {projections!r}")
+    d = x.shape[1]
+    if d == 2:
+        angle = torch.arange(projections, dtype=torch.float64) * math.pi / projections
+        directions = torch.stack([angle.cos(), angle.sin()])  # (2, P)
+    else:
+        directions = torch.randn(d, projections, generator=generator, dtype=torch.float64)
+        directions /= directions.norm(dim=0)
+    px, py = (directions.T @ x.T).sort(1).values, (directions.T @ y.T).sort(1).values  # (P, n), sorted rows
+    return float((d * ((px - py) ** 2).mean()).sqrt())
+
+
+def floor(
+    metric: Callable[[Tensor, Tensor], float], target, n: int, repeats: int = 5, generator: torch.Generator | None = None
+) -> float:
+    """The sampling floor of ``metric`` at ``n`` points: the median of ``metric(a, b)`` over ``repeats``
+    pairs of independent draws ``a, b`` of ``n`` points from ``target`` (anything with
+    ``sample(n, generator)``, e.g. a :mod:`toyflow.data` distribution).
+
+    A perfect sampler scores about this much against an ``n``-point reference, so a number at or below
+    the floor cannot be told from the target. Works for :func:`w2` and :func:`fine_w2` alike.
+    """
+    if not callable(metric):
+        raise TypeError(f"metric must be a callable metric(x, y) -> float such as metrics.w2, got {metric!r}")
+    if not callable(getattr(target, "sample", None)):
+        raise TypeError(f"target must have a sample(n, generator) method (a toyflow.data distribution), got {target!r}")
+    for name, value in (("n", n), ("repeats", repeats)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    values = [metric(target.sample(n, generator), target.sample(n, generator)) for _ in range(repeats)]
+    return float(np.median(values))
 
 
 def mmd(x: Tensor, y: Tensor, bandwidths: Iterable[float] = (0.1, 0.3, 1.0, 3.0)) -> float:

@@ -12,6 +12,9 @@ own batch with ``generator`` (see :class:`toyflow.flow_matching.FlowMatching`).
 >>> history = fit(model, objective, steps=300, lr=0.05, progress=False)
 >>> round(model.weight.item(), 2)
 2.0
+
+A time budget instead of a step count: ``fit(model, objective, steps=None, max_seconds=5.0)`` trains
+for five seconds, and its learning-rate schedule follows the clock, so it ends decayed exactly then.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ Objective = Callable[[nn.Module, torch.Generator], Tensor]
 
 @dataclass
 class History:
-    """What ``fit`` measured: the loss of every step, the wall time and the number of steps."""
+    """What ``fit`` measured: the loss of every step, the wall time (seconds) and the number of steps done."""
 
     loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -75,6 +78,34 @@ def ema_decay(ema: float, step: int) -> float:
     return min(ema, (1 + step) / (10 + step))
 
 
+def budget_spent(step: int, elapsed: float, steps: int | None, max_seconds: float | None) -> tuple[float, float]:
+    """``(spent, budget)`` of the budget that is further spent: ``(step, steps)`` or ``(elapsed, max_seconds)``.
+
+    Training stops when ``spent >= budget``, and the learning-rate schedule reads ``spent / budget``.
+    With a time budget the schedule therefore follows the clock and ends exactly when the time is up,
+    however fast the machine is; with both budgets, the one that runs out first drives it.
+
+    >>> budget_spent(step=500, elapsed=3.0, steps=1000, max_seconds=10.0)
+    (500, 1000)
+    >>> budget_spent(step=500, elapsed=6.0, steps=1000, max_seconds=10.0)
+    (6.0, 10.0)
+    """
+    budgets = [] if steps is None else [(step, steps)]
+    if max_seconds is not None:
+        budgets.append((elapsed, max_seconds))
+    return max(budgets, key=lambda budget: budget[0] / budget[1])
+
+
+def schedule_factor(schedule: str, spent: float, budget: float) -> float:
+    """The learning rate's share of its peak once ``spent`` of ``budget`` (steps or seconds) is used:
+    ``(1 + cos(π·spent/budget))/2`` for ``"cosine"``, 1 for ``"constant"``.
+
+    >>> schedule_factor("cosine", 0, 10), schedule_factor("cosine", 5, 10), schedule_factor("constant", 5, 10)
+    (1.0, 0.5, 1.0)
+    """
+    return 0.5 * (1 + math.cos(math.pi * spent / budget)) if schedule == "cosine" else 1.0
+
+
 def _check_objective(objective: object) -> None:
     if not callable(objective):
         raise TypeError(f"objective must be a callable objective(model, generator) -> loss, got {type(objective).__name__}")
@@ -92,8 +123,9 @@ def _check_objective(objective: object) -> None:
 def fit(
     model: nn.Module,
     objective: Objective,
-    steps: int = 2000,
+    steps: int | None = 2000,
     *,
+    max_seconds: float | None = None,
     lr: float = 1e-3,
     schedule: str = "cosine",
     ema: float | None = None,
@@ -102,14 +134,22 @@ def fit(
     progress: bool = True,
     description: str = "training",
     check_every: int = 50,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> History:
-    """Minimise ``objective(model, generator)`` with Adam for ``steps`` steps; return the history.
+    """Minimise ``objective(model, generator)`` with Adam for ``steps`` steps or ``max_seconds`` seconds;
+    return the history.
 
     Args:
         model: trained in place. With ``ema``, it ends holding the averaged weights.
         objective: ``(model, generator) -> loss``; the generator lives on the model's device
             and is seeded with ``seed``, so a run is reproducible on the CPU.
-        steps: number of optimiser steps.
+        steps: number of optimiser steps; with ``max_seconds``, an upper bound. The default 2000
+            caps a time budget too: pass ``steps=None`` to train until the time is up.
+        max_seconds: a wall-time budget (> 0) instead of, or on top of, ``steps``. Before each step
+            ``fit`` reads the clock and stops at the first step that finds the budget spent, so a run
+            overshoots by at most one step. The schedule follows elapsed time,
+            ``lr · schedule(elapsed / max_seconds)`` (:func:`budget_spent`); the history records the
+            seconds and the steps done.
         lr: peak learning rate.
         schedule: ``"cosine"`` (decay to 0, usually the better final model) or ``"constant"``.
         ema: decay of an exponential moving average of the weights, e.g. 0.999; None for none.
@@ -119,14 +159,23 @@ def fit(
         progress: show a ``tqdm`` progress bar with the running loss.
         check_every: how often (in steps) the loss is copied to the host and checked; a NaN or
             inf stops training with a ``FloatingPointError`` naming the first bad step.
+        clock: the function that tells the time in seconds (tests pass a fake one).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module (trained in place), got {type(model).__name__}")
     if next(model.parameters(), None) is None:
         raise ValueError(f"model has no parameters to train: {type(model).__name__}")
     _check_objective(objective)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise ValueError(f"steps must be a positive int, got {steps!r} (or None, with a time budget max_seconds)")
+    if max_seconds is not None and (
+        not isinstance(max_seconds, numbers.Real) or isinstance(max_seconds, bool) or not 0 < max_seconds < math.inf
+    ):
+        raise ValueError(f"max_seconds must be a finite number of seconds > 0, or None for no time budget, got {max_seconds!r}")
+    if steps is None and max_seconds is None:
+        raise ValueError("steps is None and max_seconds is None: give a number of steps, a time budget max_seconds, or both")
+    if not callable(clock):
+        raise TypeError(f"clock must be a callable returning seconds, such as time.perf_counter, got {clock!r}")
     if not isinstance(lr, numbers.Real) or not lr > 0 or not math.isfinite(lr):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     if schedule not in ("cosine", "constant"):
@@ -142,15 +191,20 @@ def fit(
 
     generator = torch.Generator(model_device(model)).manual_seed(int(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    decay = (lambda i: 0.5 * (1 + math.cos(math.pi * i / steps))) if schedule == "cosine" else (lambda i: 1.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
     averaged = copy.deepcopy(model).requires_grad_(False) if ema is not None else None
 
     history, pending = History(), []
-    start = time.perf_counter()
-    bar = tqdm(range(steps), desc=description, disable=not progress, leave=False)
+    bar = _progress_bar(steps, max_seconds, description, progress)
     model.train()
-    for step in bar:
+    step, start = 0, clock()
+    while True:
+        elapsed = clock() - start
+        bar.update((step if max_seconds is None else elapsed) - bar.n)  # the bar counts steps, or seconds
+        spent, budget = budget_spent(step, elapsed, steps, max_seconds)
+        if spent >= budget:
+            break
+        for group in optimizer.param_groups:  # the schedule follows the budget: steps, or seconds on the clock
+            group["lr"] = lr * schedule_factor(schedule, spent, budget)
         loss = objective(model, generator)
         if step == 0:
             _check_loss(loss)
@@ -159,23 +213,33 @@ def fit(
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
-        scheduler.step()
         if averaged is not None:
             with torch.no_grad():
                 for avg, new in zip(averaged.parameters(), model.parameters()):
                     avg.lerp_(new, 1 - ema_decay(ema, step))
         pending.append(loss.detach())
-        if len(pending) == check_every or step == steps - 1:
-            _record(history, pending, first_step=step + 1 - len(pending))
+        step += 1
+        if len(pending) == check_every:
+            _record(history, pending, first_step=step - len(pending))
             pending = []
             bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
+    if pending:
+        _record(history, pending, first_step=step - len(pending))
     bar.close()
     if averaged is not None:
         model.load_state_dict(averaged.state_dict())
     model.eval()
-    history.seconds = time.perf_counter() - start
-    history.steps = steps
+    history.seconds = clock() - start
+    history.steps = step
     return history
+
+
+def _progress_bar(steps: int | None, max_seconds: float | None, description: str, progress: bool) -> tqdm:
+    """A bar that counts steps, or seconds when there is a time budget."""
+    if max_seconds is None:
+        return tqdm(total=steps, desc=description, disable=not progress, leave=False)
+    return tqdm(total=max_seconds, desc=description, disable=not progress, leave=False,
+                bar_format="{l_bar}{bar}| {n:.1f}/{total:g} s{postfix}")
 
 
 def _check_loss(loss: object) -> None:
