@@ -85,7 +85,7 @@ COURSE = (
     Notebook("10_tarflow", "likelihood", "an autoregressive transformer flow; sequential vs Jacobi vs Gauss–Seidel–Jacobi "
              "decoding, where Jacobi pays off; STARFlow", ("09",)),
     Notebook("11_sampling", "after training", "an SDE with the ODE's marginals, stochastic interpolants, BOSS step "
-             "schedules, FlowTurbo's refiner, inversion", ("01", "02", "03")),
+             "schedules, FlowTurbo's refiner, inversion", ("01", "02", "03", "04")),
     Notebook("12_inference_scaling", "after training", "more compute at sampling time for a reward: best-of-N, particles, "
              "rollover budget forcing", ("01", "11")),
     Notebook("13_guidance", "control", "class-conditional flows, classifier-free guidance and RAAG, condition-aware OT "
