@@ -95,7 +95,8 @@ COURSE = (
     Notebook("15_latent_flow_matching", "latent", "an autoencoder and flow matching in its latent space, against flow "
              "matching in 32 dimensions", ("01", "08")),
     Notebook("16_digits", "beyond the plane", "flow matching, one reflow round and one-step generation on scikit-learn's "
-             "8×8 digits, with quality, classifier confidence and memorisation measured against their floors", ("01", "03", "05")),
+             "8×8 digits, with quality, classifier confidence and memorisation measured against their floors",
+             ("01", "03", "05")),
 )
 MAP_START, MAP_END = "<!-- course -->", "<!-- /course -->"  # invisible in Markdown: the generated map sits between
 

@@ -734,7 +734,10 @@ def check_clip_blocks(blocked: Callable[..., Tensor]) -> bool:
     generator = torch.Generator().manual_seed(5)
     cases = [(torch.rand(40, generator=generator) * 1.5 + 0.25, torch.randn(40, generator=generator), clip)
              for clip in (0.1, 0.2, 0.3)]
-    outside = lambda r, a, c: ((r < 1 - c) | (r > 1 + c)).float()
+
+    def outside(r, a, c):
+        return ((r < 1 - c) | (r > 1 + c)).float()
+
     return compare(lambda r, a, c: as_float(blocked(r, a, c)), reference, cases, "check_clip_blocks", [
         ("every ρ outside [1 − ε, 1 + ε] is marked: but where A > 0 and ρ < 1 − ε (or A < 0 and ρ > 1 + ε) the min "
          "picks the unclipped ρ·A, whose gradient is alive", outside),
@@ -956,13 +959,17 @@ def check_coupling_log_prob(log_prob: Callable[..., Tensor]) -> bool:
         return standard_normal_log_prob(z) - ((1 - m) * log_scale).sum(1)
 
     return compare(log_prob, _coupling_log_prob, _coupling_cases(), "check_coupling_log_prob", [
-        ("the log-determinant is missing: log p(x) = log N(z; 0, I) + log|det ∂z/∂x|, here −Σ(1 − m)·α", no_log_det),
-        ("the log-determinant has the wrong sign: z = (x − μ)·e^{−α} shrinks space by e^{−α}, so log|det ∂z/∂x| = −Σ(1 − m)·α", plus_log_det),
-        ("α was summed over every coordinate: the kept ones (mask 1) are not moved and add nothing, so sum (1 − m)·α", every_alpha),
-        ("the conditioner read the coordinates it moves: give it x·mask (the kept coordinates only), or the Jacobian is not triangular",
-         unmasked_input),
+        ("the log-determinant is missing: log p(x) = log N(z; 0, I) + log|det ∂z/∂x|, here −Σ(1 − m)·α",
+         no_log_det),
+        ("the log-determinant has the wrong sign: z = (x − μ)·e^{−α} shrinks space by e^{−α}, "
+         "so log|det ∂z/∂x| = −Σ(1 − m)·α", plus_log_det),
+        ("α was summed over every coordinate: the kept ones (mask 1) are not moved and add nothing, "
+         "so sum (1 − m)·α", every_alpha),
+        ("the conditioner read the coordinates it moves: give it x·mask (the kept coordinates only), "
+         "or the Jacobian is not triangular", unmasked_input),
         ("the Gaussian's normalising constant is missing: log N(z; 0, I) = −‖z‖²/2 − (d/2)·log 2π", no_constant),
-        ("this is the sampling direction x·e^{α} + μ: the density needs the data-to-latent map z = (x − μ)·e^{−α}", inverse_direction),
+        ("this is the sampling direction x·e^{α} + μ: the density needs the data-to-latent map "
+         "z = (x − μ)·e^{−α}", inverse_direction),
     ])
 
 

@@ -135,7 +135,10 @@ def time_colorbar(fig, axes, label: str = "time t", cax: Axes | None = None) -> 
     """One colour bar for the time colouring of :func:`trajectories` (source colour at 0, target colour at 1),
     beside ``axes``, or in the axes ``cax`` when given (a grid slot kept for it: the other panels keep their size)."""
     mappable = ScalarMappable(Normalize(0, 1), TIME_CMAP)
-    bar = fig.colorbar(mappable, cax=cax) if cax is not None else fig.colorbar(mappable, ax=axes, shrink=0.8, pad=0.02, fraction=0.04)
+    if cax is not None:
+        bar = fig.colorbar(mappable, cax=cax)
+    else:
+        bar = fig.colorbar(mappable, ax=axes, shrink=0.8, pad=0.02, fraction=0.04)
     bar.set_label(label)
     bar.set_ticks([0, 0.5, 1])
 
