@@ -185,7 +185,7 @@ def test_fundamentals_references_agree_with_the_library():
     assert torch.allclose(exercises.gaussian_velocity(x, t, zero, 1.0, m, 0.4), case.velocity(x, t))
     x0 = torch.randn(50, 2, generator=g, dtype=torch.float64)
     path = solvers.integrate(case.velocity, x0, 40, return_path=True)
-    assert abs(exercises.straightness_of_path(path.path, path.t).item() - metrics.straightness(case.velocity, x0, 40)) < 1e-9
+    assert abs(exercises.straightness_of_path(path.path, path.grid).item() - metrics.straightness(case.velocity, x0, 40)) < 1e-9
     straight = x0 + torch.linspace(0, 1, 11, dtype=torch.float64)[:, None, None] * torch.tensor([3.0, -1.0], dtype=torch.float64)
     assert exercises.straightness_of_path(straight, torch.linspace(0, 1, 11, dtype=torch.float64)).abs() < 1e-12
 

@@ -29,7 +29,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .models import TimeEmbedding, VelocityMLP, _as_batch_time
+from ._base import batch_time as _as_batch_time
+from .models import TimeEmbedding, VelocityMLP
 
 
 def segment_of(t: Tensor, boundaries: Tensor) -> Tensor:

@@ -36,7 +36,8 @@ from .data import Distribution
 from .meanflow import AverageVelocity, TimePairs
 from .models import VelocityMLP
 from .solvers import Velocity
-from .train import History, fit, model_device
+from ._base import model_device
+from .train import History, fit
 
 
 def flowmap_target(u: AverageVelocity, teacher: Velocity, x: Tensor, s: Tensor, t: Tensor) -> Tensor:

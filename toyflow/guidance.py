@@ -30,7 +30,7 @@ from . import metrics
 from .couplings import PairSource
 from .paths import Interpolant, UniformTime, linear
 from .solvers import Solution, Velocity, integrate, time_grid
-from .train import model_device
+from ._base import model_device
 
 Reward = Callable[[Tensor], Tensor]  # points (n, d) -> reward (n,), differentiable for steering
 
@@ -155,7 +155,7 @@ def best_of_n(v: Velocity, reward: Reward, x0: Tensor, n: int, steps: int) -> So
     solution = integrate(v, x0, steps)
     candidates = solution.x.view(-1, n, x0.shape[1])  # (m, n, d)
     best = reward(solution.x).view(-1, n).argmax(1)  # (m,)
-    return Solution(candidates[torch.arange(len(candidates)), best], solution.t, n * steps)
+    return Solution(candidates[torch.arange(len(candidates)), best], solution.grid, n * steps)
 
 
 def class_report(

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from . import data
 from .nf.base import mlp
 from .solvers import Solution, Velocity, integrate
-from .train import model_device
+from ._base import model_device
 
 
 @dataclass
@@ -160,4 +160,4 @@ def sample(velocity: Velocity, autoencoder: Autoencoder, z0: Tensor, steps: int 
     ``D(z1)`` ``(n, D)`` (``nfe`` counts the flow's evaluations; the decoder adds one pass)."""
     latent = integrate(velocity, z0, steps, method)
     with torch.no_grad():
-        return Solution(autoencoder.decode(latent.x), latent.t, latent.nfe)
+        return Solution(autoencoder.decode(latent.x), latent.grid, latent.nfe)

@@ -59,11 +59,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from ._base import batch_time, check_callable, check_grid, check_int, check_number, check_points, rand
+from .batch import check_pair_source, draw_batch, mean_loss
 from .couplings import PairSource
-from .flow_matching import check_pair_source, draw_batch, weighted_mean
-from .paths import Interpolant, UniformTime, linear
+from .paths import Interpolant, UniformTime, check_path, linear
 from .solvers import Solution, Velocity, time_grid
-from .train import draw_device
 
 AverageVelocity = Callable[[Tensor, Tensor, Tensor], Tensor]  # u(x (n, d), s (n,), t (n,)) -> (n, d)
 
@@ -90,14 +90,12 @@ class TimePairs:
     equal: float = 0.5
 
     def __post_init__(self):
-        if not callable(self.time):
-            raise TypeError(f"time must be a time sampler (n, generator, device) -> (n,), got {type(self.time).__name__}")
-        if not 0 <= self.equal <= 1:
-            raise ValueError(f"equal (the share of s = t) must be in [0, 1], got {self.equal}")
+        check_callable("time", self.time, "a time sampler (n, generator, device) -> (n,)")
+        check_number("equal", self.equal, low=0, high=1, why="the share of pairs with s = t")
 
     def __call__(self, n: int, generator: torch.Generator | None = None, device=None) -> tuple[Tensor, Tensor]:
         a, b = self.time(n, generator=generator, device=device), self.time(n, generator=generator, device=device)
-        same = torch.rand(n, generator=generator, device=device) < self.equal  # (n,)
+        same = rand(n, generator, device) < self.equal  # (n,)
         return torch.where(same, a, torch.minimum(a, b)), torch.where(same, a, torch.maximum(a, b))
 
 
@@ -172,21 +170,14 @@ class _AverageVelocityObjective:
     tau: float = 1.0
 
     def __post_init__(self):
-        if not isinstance(self.batch_size, int) or self.batch_size < 2:
-            raise ValueError(f"batch_size must be an int >= 2, got {self.batch_size!r}")
-        if not self.p >= 0:
-            raise ValueError(f"p (the adaptive-weight power) must be >= 0, got {self.p}")
-        if not self.c > 0:
-            raise ValueError(f"c must be > 0 (it keeps the adaptive weight finite at Δ = 0), got {self.c}")
-        if not self.dispersive >= 0:
-            raise ValueError(f"dispersive (the regulariser's weight) must be >= 0, got {self.dispersive}")
-        if not self.tau > 0:
-            raise ValueError(f"tau must be > 0, got {self.tau}")
+        check_int("batch_size", self.batch_size, minimum=2)
+        check_number("p", self.p, low=0, why="the adaptive-weight power")
+        check_number("c", self.c, low=0, low_open=True, why="it keeps the adaptive weight finite at Δ = 0")
+        check_number("dispersive", self.dispersive, low=0, why="the regulariser's weight")
+        check_number("tau", self.tau, low=0, low_open=True, why="the regulariser's temperature")
         check_pair_source(self.pairs)
-        if not isinstance(self.path, Interpolant):
-            raise TypeError(f"path must be a paths.Interpolant such as paths.linear(), got {type(self.path).__name__}")
-        if not callable(self.time):
-            raise TypeError(f"time must be a TimePairs sampler (n, generator, device) -> (s, t), got {type(self.time).__name__}")
+        check_path(self.path)
+        check_callable("time", self.time, "a TimePairs sampler (n, generator, device) -> (s, t)")
 
     def target(self, model: nn.Module, x: Tensor, s: Tensor, t: Tensor, v: Tensor, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
@@ -197,13 +188,14 @@ class _AverageVelocityObjective:
                 f"dispersive > 0 reads the features the model exposes, model.features(x, s, t) -> (n, h); "
                 f"{type(model).__name__} has no features method (models.VelocityMLP has one)"
             )
-        batch, (s, t), z = draw_batch(self.pairs, self.time, self.path, self.batch_size, model, generator)
+        batch = draw_batch(self.pairs, self.batch_size, model, generator, self.time, self.path)
+        (s, t), z = batch.t, batch.z
         xs = self.path.interpolate(batch.x0, batch.x1, s, z)  # (B, d)
         v = self.path.velocity(batch.x0, batch.x1, s, z)  # (B, d)
         with torch.no_grad():  # the stop-gradient target
             target = self.target(model, xs, s, t, v, generator)
         squared = (model(xs, s, t) - target).pow(2).mean(1)  # (B,)
-        loss = weighted_mean(squared / (squared.detach() + self.c) ** self.p, batch.weight)
+        loss = mean_loss(squared / (squared.detach() + self.c) ** self.p, batch.weight)
         return loss + self.dispersive * dispersive_loss(model.features(xs, s, t), self.tau) if self.dispersive > 0 else loss
 
 
@@ -230,7 +222,7 @@ class SplitMeanFlow(_AverageVelocityObjective):
     with ``λ ~ U(0, 1)``, and ``E w·‖u_θ(x_s, s, s) − (x1 − x0)‖²`` where ``t = s``. Same arguments as :class:`MeanFlow`."""
 
     def target(self, model: nn.Module, x: Tensor, s: Tensor, t: Tensor, v: Tensor, generator: torch.Generator | None) -> Tensor:
-        lam = torch.rand(len(x), generator=generator, device=draw_device(generator, x.device)).to(x)
+        lam = rand(len(x), generator, device=x.device, dtype=x.dtype)
         return torch.where((s == t)[:, None], v, split_target(model, x, s, t, lam))
 
 
@@ -251,17 +243,12 @@ def sample(
     Returns:
         a :class:`toyflow.solvers.Solution` with ``nfe = T``. Runs without gradients.
     """
-    if x0.ndim != 2:
-        raise ValueError(f"x0 must have shape (n, d), got {tuple(x0.shape)}")
-    grid = time_grid(steps, device=x0.device, dtype=x0.dtype) if grid is None else grid.to(x0)
-    if grid.ndim != 1 or len(grid) < 2:
-        raise ValueError(f"grid must be a 1-D tensor of at least 2 times, got shape {tuple(grid.shape)}")
-    if not (grid.diff() > 0).all() or not torch.isfinite(grid).all():
-        raise ValueError(f"grid must be strictly increasing finite times (u jumps forward from s to t), got {grid.tolist()}")
+    check_points("x0", x0)
+    grid = time_grid(steps, device=x0.device, dtype=x0.dtype) if grid is None else check_grid(grid.to(x0), increasing=True)
     x, states = x0, [x0]
     with torch.no_grad():
         for s, t in zip(grid[:-1], grid[1:]):
-            x = x + (t - s) * u(x, s.expand(len(x)), t.expand(len(x)))
+            x = x + (t - s) * u(x, batch_time(s, x), batch_time(t, x))
             states.append(x)
     return Solution(x, grid, len(grid) - 1, torch.stack(states) if return_path else None)
 

@@ -164,7 +164,7 @@ def straightness(v: Velocity, x0: Tensor, steps: int = 100) -> float:
     Estimated on an Euler path with ``steps`` steps: ``(1/N) Σ_i ‖(z_N − z_0) − v(z_i, t_i)‖²``.
     """
     solution = integrate(v, x0, steps, "euler", return_path=True)
-    states, times = solution.path[:-1], solution.t[:-1]  # (N, n, d), (N,)
+    states, times = solution.path[:-1], solution.grid[:-1]  # (N, n, d), (N,)
     n, d = x0.shape
     with torch.no_grad():
         velocity = v(states.reshape(-1, d), times.repeat_interleave(n)).reshape(steps, n, d)

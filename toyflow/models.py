@@ -14,6 +14,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ._base import batch_time, check_int, mlp
+
 
 class TimeEmbedding(nn.Module):
     """Fourier features of a time ``t ∈ [0, 1]``: ``[t, sin(2πf_k t), cos(2πf_k t)]``, ``f_k = 2^k / 2``.
@@ -50,17 +52,11 @@ class VelocityMLP(nn.Module):
     def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, times: int = 1, frequencies: int = 4):
         super().__init__()
         for name, value in {"dim": dim, "hidden": hidden, "depth": depth, "times": times}.items():
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(frequencies, int) or frequencies < 0:
-            raise ValueError(f"frequencies must be an int >= 0 (Fourier frequencies of the time), got {frequencies!r}")
+            check_int(name, value)
+        check_int("frequencies", frequencies, minimum=0)
         self.dim, self.times = dim, times
         self.embed = TimeEmbedding(frequencies)
-        layers: list[nn.Module] = [nn.Linear(dim + times * self.embed.dim, hidden), nn.SiLU()]
-        for _ in range(depth - 1):
-            layers += [nn.Linear(hidden, hidden), nn.SiLU()]
-        layers.append(nn.Linear(hidden, dim))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(dim + times * self.embed.dim, dim, hidden, depth)
 
     def features(self, x: Tensor, *times: Tensor | float) -> Tensor:
         """The last hidden features ``(n, hidden)``, the input of the output layer (read by the dispersive
@@ -69,21 +65,11 @@ class VelocityMLP(nn.Module):
             raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
         if len(times) != self.times:
             raise TypeError(f"{type(self).__name__} takes {self.times} time argument(s), got {len(times)}")
-        inputs = [x] + [self.embed(_as_batch_time(t, x)) for t in times]
+        inputs = [x] + [self.embed(batch_time(t, x)) for t in times]
         return self.net[:-1](torch.cat(inputs, dim=1))
 
     def forward(self, x: Tensor, *times: Tensor | float) -> Tensor:
         return self.net[-1](self.features(x, *times))
-
-
-def _as_batch_time(t: Tensor | float, x: Tensor) -> Tensor:
-    """``t`` as a tensor of shape ``(n,)`` on ``x``'s device and dtype."""
-    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-    if t.ndim == 0:
-        return t.expand(len(x))
-    if t.shape != (len(x),):
-        raise ValueError(f"t must be a scalar or have shape ({len(x)},), got {tuple(t.shape)}")
-    return t
 
 
 class ConditionalVelocityMLP(VelocityMLP):
@@ -110,8 +96,7 @@ class ConditionalVelocityMLP(VelocityMLP):
     ):
         super().__init__(dim, hidden, depth, times=1, frequencies=frequencies)
         for name, value in {"classes": classes, "label_dim": label_dim}.items():
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, value)
         self.classes, self.null = classes, classes
         self.label = nn.Embedding(classes + 1, label_dim)
         self.net[0] = nn.Linear(dim + self.embed.dim + label_dim, hidden)
@@ -132,7 +117,7 @@ class ConditionalVelocityMLP(VelocityMLP):
                 f"labels must lie in 0 … {self.classes} ({self.classes} is the null label), "
                 f"got {label.min().item()} … {label.max().item()}"
             )
-        inputs = [x, self.embed(_as_batch_time(t, x)), self.label(label)]
+        inputs = [x, self.embed(batch_time(t, x)), self.label(label)]
         return self.net[:-1](torch.cat(inputs, dim=1))
 
     def forward(self, x: Tensor, t: Tensor | float, label: Tensor | int | None = None) -> Tensor:

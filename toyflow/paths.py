@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._base import check_number, rand, randn
+
 Schedule = Callable[[Tensor], Tensor]
 
 
@@ -112,6 +114,13 @@ def _check(x0: Tensor, x1: Tensor, t: Tensor) -> None:
         raise ValueError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
 
 
+def check_path(path: object, name: str = "path") -> Interpolant:
+    """``path`` if it is an :class:`Interpolant`, else a ``TypeError`` that suggests one."""
+    if not isinstance(path, Interpolant):
+        raise TypeError(f"{name} must be a paths.Interpolant such as paths.linear(), got {type(path).__name__}")
+    return path
+
+
 def linear() -> Interpolant:
     """The straight line of rectified flow and flow matching: ``x_t = (1 − t)x0 + t·x1``, velocity ``x1 − x0``."""
     return Interpolant(
@@ -142,8 +151,7 @@ def stochastic(sigma: float = 0.5) -> Interpolant:
     interpolant of Albergo et al. 2023. ``γ̇`` is infinite at ``t ∈ {0, 1}``; draw times
     inside ``(0, 1)``.
     """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0 (sigma = 0 is the linear path), got {sigma}")
+    check_number("sigma", sigma, low=0, low_open=True, why="sigma = 0 is the linear path")
     base = linear()
 
     def gamma(t: Tensor) -> Tensor:
@@ -163,7 +171,7 @@ class UniformTime:
     """``t ~ U(0, 1)``."""
 
     def __call__(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
-        return torch.rand(n, generator=generator, device=device)
+        return rand(n, generator, device)
 
     def density(self, t: Tensor) -> Tensor:
         return torch.ones_like(t)
@@ -177,11 +185,10 @@ class LogitNormalTime:
     s: float = 1.0
 
     def __post_init__(self):
-        if not self.s > 0:
-            raise ValueError(f"s must be > 0, got {self.s}")
+        check_number("s", self.s, low=0, low_open=True, why="the spread of the logit")
 
     def __call__(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
-        return torch.sigmoid(self.m + self.s * torch.randn(n, generator=generator, device=device))
+        return torch.sigmoid(self.m + self.s * randn(n, generator, device))
 
     def density(self, t: Tensor) -> Tensor:
         logit = torch.log(t / (1 - t))
@@ -199,13 +206,12 @@ class UShapedTime:
     a: float = 4.0
 
     def __post_init__(self):
-        if not self.a > 0:
-            raise ValueError(f"a must be > 0, got {self.a}")
+        check_number("a", self.a, low=0, low_open=True, why="how strongly the ends are favoured")
 
     def __call__(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
-        uniform = torch.rand(n, generator=generator, device=device)
+        uniform = rand(n, generator, device)
         u = torch.log1p(uniform * math.expm1(self.a)) / self.a
-        flip = torch.rand(n, generator=generator, device=device) < 0.5
+        flip = rand(n, generator, device) < 0.5
         return torch.where(flip, 1 - u, u)
 
     def density(self, t: Tensor) -> Tensor:

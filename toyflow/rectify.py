@@ -29,13 +29,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from ._base import batch_time, check_int, model_device, randn
+from .batch import check_pair_source, draw_batch, mean_loss
 from .couplings import FixedPairs, PairBatch, PairSampler, PairSource
 from .data import Distribution
-from .flow_matching import FlowMatching, check_pair_source, weighted_mean
+from .flow_matching import FlowMatching
 from .models import VelocityMLP
 from .paths import Interpolant, UniformTime, linear
 from .solvers import Velocity, integrate, integrate_adaptive
-from .train import History, draw_device, fit, model_device
+from .train import History, fit
 
 
 def sample_pairs(velocity: Velocity, z0: Tensor, steps: int = 25, method: str = "rk4") -> FixedPairs:
@@ -103,15 +105,11 @@ def rectified_flow(
         model: the 1-RF network, trained in place (default: a fresh ``VelocityMLP``); its device is used throughout.
         reflow_kwargs: ``path``, ``time``, ``loss``, ``batch_size``, ``lr`` … for every round.
     """
-    if not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be a positive int (1 = 1-RF only), got {rounds!r}")
-    if not isinstance(num_pairs, int) or num_pairs < 1:
-        raise ValueError(f"num_pairs must be a positive int, got {num_pairs!r}")
-    if not isinstance(pair_steps, int) or pair_steps < 1:
-        raise ValueError(f"pair_steps must be a positive int (RK4 steps that rectify each pair), got {pair_steps!r}")
+    for name, value in {"rounds": rounds, "num_pairs": num_pairs, "pair_steps": pair_steps}.items():
+        check_int(name, value)
     model = model if model is not None else VelocityMLP()
     device = model_device(model)
-    generator = torch.Generator(device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # the device rule: drawn on the CPU, moved to the model
     history = reflow(model, PairSampler(source, target), steps, seed=seed, progress=progress,
                      description="1-RF", **reflow_kwargs)
     trained = [Round("1-RF", model, history)]
@@ -136,15 +134,13 @@ class Distillation:
     batch_size: int = 256
 
     def __post_init__(self):
-        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        check_int("batch_size", self.batch_size)
         check_pair_source(self.pairs)
 
     def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
-        device = model_device(model) if isinstance(model, nn.Module) else draw_device(generator)
-        batch = self.pairs.sample(self.batch_size, generator, device)
-        jump = batch.x0 + model(batch.x0, torch.zeros(len(batch.x0), dtype=batch.x0.dtype, device=batch.x0.device))
-        return weighted_mean((batch.x1 - jump).pow(2).mean(1), batch.weight)
+        batch = draw_batch(self.pairs, self.batch_size, model, generator)
+        jump = batch.x0 + model(batch.x0, batch_time(0.0, batch.x0))
+        return mean_loss((batch.x1 - jump).pow(2), batch.weight)
 
 
 def distill(model: nn.Module, pairs: PairSource, steps: int, batch_size: int = 256, **fit_kwargs) -> History:
@@ -159,7 +155,7 @@ def one_step(model: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor], Te
 
     def jump(z0: Tensor) -> Tensor:
         with torch.no_grad():
-            return z0 + model(z0, torch.zeros(len(z0), dtype=z0.dtype, device=z0.device))
+            return z0 + model(z0, batch_time(0.0, z0))
 
     return jump
 
@@ -180,12 +176,12 @@ class AnnealedPairs:
     draws: int = field(default=0, init=False)
 
     def __post_init__(self):
-        if not isinstance(self.warmup, int) or self.warmup < 1:
-            raise ValueError(f"warmup must be a positive int (draws until the teacher's pairs), got {self.warmup!r}")
+        check_int("warmup", self.warmup)
+        check_pair_source(self.pairs)
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
         beta = max(0.0, 1.0 - self.draws / self.warmup)
         self.draws += 1
         batch = self.pairs.sample(n, generator, device)
-        noise = torch.randn(batch.x0.shape, generator=generator, device=draw_device(generator, batch.x0.device)).to(batch.x0)
+        noise = randn(batch.x0.shape, generator, device=batch.x0.device, dtype=batch.x0.dtype)
         return PairBatch(math.sqrt(1 - beta**2) * batch.x0 + beta * noise, batch.x1)

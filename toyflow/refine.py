@@ -26,7 +26,7 @@ from .couplings import PairSource
 from .models import TimeEmbedding
 from .paths import UniformTime
 from .solvers import Solution, Velocity, integrate, time_grid
-from .train import model_device
+from ._base import model_device
 
 
 class Refiner(nn.Module):

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from .couplings import PairBatch
 from .data import Distribution
-from .train import model_device
+from ._base import model_device
 
 Degradation = Callable[[Tensor, torch.Generator | None], Tensor]  # clean (n, d), generator -> degraded (n, d_y)
 

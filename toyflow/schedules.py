@@ -41,7 +41,7 @@ def jump_costs(v: Velocity, x0: Tensor, fine: int = 100, reference: str = "rk4")
         ``cost`` ``(N + 1, N + 1)`` (upper triangle; ``inf`` elsewhere) and the fine grid ``(N + 1,)``.
     """
     solution = integrate(v, x0, fine, reference, return_path=True)
-    states, grid = solution.path, solution.t  # (N + 1, M, d), (N + 1,)
+    states, grid = solution.path, solution.grid  # (N + 1, M, d), (N + 1,)
     with torch.no_grad():
         slopes = torch.stack([v(x, t.expand(len(x))) for x, t in zip(states[:-1], grid[:-1])])  # (N, M, d)
     cost = torch.full((fine + 1, fine + 1), float("inf"), dtype=x0.dtype, device=x0.device)

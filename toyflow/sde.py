@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from .couplings import PairSource
 from .paths import Interpolant, UniformTime, stochastic
 from .solvers import Solution, Velocity, time_grid
-from .train import model_device
+from ._base import model_device
 
 Diffusion = Callable[[Tensor], Tensor]  # g(t): times (n,) -> diffusion coefficients (n,)
 

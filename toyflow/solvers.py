@@ -19,6 +19,7 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
+from ._base import batch_time, check_grid, check_int, check_number, check_points
 from .paths import Interpolant
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
@@ -27,16 +28,16 @@ Step = Callable[[Velocity, Tensor, Tensor, Tensor], Tensor]  # (v, x (n, d), t, 
 
 @dataclass
 class Solution:
-    """Endpoint ``x`` ``(n, d)``; ``path`` ``(T + 1, n, d)`` at the grid times ``t`` ``(T + 1,)`` if asked; ``nfe``."""
+    """Endpoint ``x`` ``(n, d)``; the times ``grid`` ``(T + 1,)``; ``nfe``, the velocity evaluations per point;
+    ``path`` ``(T + 1, n, d)``, the states at the grid times, if asked."""
 
     x: Tensor
-    t: Tensor
+    grid: Tensor
     nfe: int
     path: Tensor | None = None
 
 
-def _at(t: Tensor, x: Tensor) -> Tensor:
-    return t.expand(len(x))  # the grid time as a batch of times, shape (n,)
+_at = batch_time  # the grid time as a batch of times, shape (n,)
 
 
 def euler_step(v: Velocity, x: Tensor, t: Tensor, dt: Tensor) -> Tensor:
@@ -89,16 +90,8 @@ EVALUATIONS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
 
 def time_grid(steps: int, t0: float = 0.0, t1: float = 1.0, device=None, dtype=None) -> Tensor:
     """``steps + 1`` evenly spaced times from ``t0`` to ``t1``."""
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    check_int("steps", steps)
     return torch.linspace(t0, t1, steps + 1, device=device, dtype=dtype)
-
-
-def _check_monotone(grid: Tensor) -> None:
-    """Raise unless ``grid`` is strictly increasing or strictly decreasing (a repeated or reversed time is a bug)."""
-    dt = grid[1:] - grid[:-1]  # (T,)
-    if not (bool((dt > 0).all()) or bool((dt < 0).all())):
-        raise ValueError(f"grid must be strictly increasing or strictly decreasing, got {grid.tolist()}")
 
 
 def integrate(
@@ -120,10 +113,13 @@ def integrate(
             or a step function ``(v, x, t, dt) -> x`` of one's own (its calls to ``v`` are counted).
         grid: increasing (or decreasing, to run backwards) times, shape ``(T + 1,)``.
         return_path: also return the states at every grid time.
+        path: the interpolant :func:`path_step` steps along (only with ``method="path"``).
 
     Returns:
         a :class:`Solution`; ``nfe = T × evaluations per step``. Runs without gradients.
     """
+    if path is not None and not (isinstance(method, str) and method == "path"):
+        raise ValueError(f"path= is used only by method='path', got method={method!r}: drop path= or set method='path'")
     calls = 0
     if callable(method):  # a step of one's own: count its evaluations as they happen
         own, field = method, v
@@ -137,12 +133,8 @@ def integrate(
         raise ValueError("method='path' steps along an interpolant: pass path=, e.g. paths.trigonometric()")
     elif method not in STEPS and method != "path":
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(STEPS) + ['path']}")
-    if x0.ndim != 2:
-        raise ValueError(f"x0 must have shape (n, d), got {tuple(x0.shape)}")
-    grid = time_grid(steps, device=x0.device, dtype=x0.dtype) if grid is None else grid.to(x0)
-    if grid.ndim != 1 or len(grid) < 2:
-        raise ValueError(f"grid must be a 1-D tensor of at least 2 times, got shape {tuple(grid.shape)}")
-    _check_monotone(grid)
+    check_points("x0", x0)
+    grid = time_grid(steps, device=x0.device, dtype=x0.dtype) if grid is None else check_grid(grid.to(x0))
     step = own if callable(method) else path_step(path) if method == "path" else STEPS[method]
     x, states = x0, [x0]
     with torch.no_grad():
@@ -161,11 +153,9 @@ def integrate_adaptive(
 
     Use it for ground-truth endpoints (reflow pairs, likelihoods); ``nfe`` is what it spent.
     """
-    if x0.ndim != 2:
-        raise ValueError(f"x0 must have shape (n, d), got {tuple(x0.shape)}")
+    check_points("x0", x0)
     for name, tolerance in (("rtol", rtol), ("atol", atol)):
-        if not tolerance > 0:
-            raise ValueError(f"{name} must be > 0 (a step is accepted when its error is below the tolerance), got {tolerance!r}")
+        check_number(name, tolerance, low=0, low_open=True, why="a step is accepted when its error is below the tolerance")
     calls = 0
 
     def field(t: Tensor, x: Tensor) -> Tensor:

@@ -31,6 +31,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ._base import check_choice, check_int, check_number
+
 Objective = Callable[[nn.Module, torch.Generator], Tensor]
 
 
@@ -51,18 +53,6 @@ class History:
         loss = torch.tensor(self.loss)
         kernel = torch.ones(1, 1, min(window, len(loss))) / min(window, len(loss))
         return torch.conv1d(loss[None, None], kernel)[0, 0].tolist()
-
-
-def model_device(model: nn.Module | Callable) -> torch.device:
-    """The device of a model's first parameter (CPU for a model without parameters or a plain function)."""
-    parameters = model.parameters() if isinstance(model, nn.Module) else iter(())
-    return next(parameters, torch.empty(0)).device
-
-
-def draw_device(generator: torch.Generator | None, device: torch.device | str | None = None) -> torch.device:
-    """Where random numbers are drawn: on the generator's device (torch requires it), else on ``device``
-    (CPU when None). toyflow's device rule: draw there, then move the result to where the data lives."""
-    return generator.device if generator is not None else torch.device(device if device is not None else "cpu")
 
 
 def ema_decay(ema: float, step: int) -> float:
@@ -141,8 +131,8 @@ def fit(
 
     Args:
         model: trained in place. With ``ema``, it ends holding the averaged weights.
-        objective: ``(model, generator) -> loss``; the generator lives on the model's device
-            and is seeded with ``seed``, so a run is reproducible on the CPU.
+        objective: ``(model, generator) -> loss``; the generator is a CPU generator seeded with ``seed``
+            (the device rule draws on it and moves the numbers), so a run is reproducible on any device.
         steps: number of optimiser steps; with ``max_seconds``, an upper bound. The default 2000
             caps a time budget too: pass ``steps=None`` to train until the time is up.
         max_seconds: a wall-time budget (> 0) instead of, or on top of, ``steps``. Before each step
@@ -166,30 +156,25 @@ def fit(
     if next(model.parameters(), None) is None:
         raise ValueError(f"model has no parameters to train: {type(model).__name__}")
     _check_objective(objective)
-    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
-        raise ValueError(f"steps must be a positive int, got {steps!r} (or None, with a time budget max_seconds)")
-    if max_seconds is not None and (
-        not isinstance(max_seconds, numbers.Real) or isinstance(max_seconds, bool) or not 0 < max_seconds < math.inf
-    ):
-        raise ValueError(f"max_seconds must be a finite number of seconds > 0, or None for no time budget, got {max_seconds!r}")
+    if steps is not None:
+        check_int("steps", steps)
+    if max_seconds is not None:
+        check_number("max_seconds", max_seconds, low=0, low_open=True, why="a time budget; None for none")
     if steps is None and max_seconds is None:
         raise ValueError("steps is None and max_seconds is None: give a number of steps, a time budget max_seconds, or both")
     if not callable(clock):
         raise TypeError(f"clock must be a callable returning seconds, such as time.perf_counter, got {clock!r}")
-    if not isinstance(lr, numbers.Real) or not lr > 0 or not math.isfinite(lr):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if schedule not in ("cosine", "constant"):
-        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
-    if ema is not None and not (isinstance(ema, numbers.Real) and 0 < ema < 1):
-        raise ValueError(f"ema must be in (0, 1) or None, got {ema!r}")
-    if grad_clip is not None and not (isinstance(grad_clip, numbers.Real) and 0 < grad_clip < math.inf):
-        raise ValueError(f"grad_clip must be a finite number > 0 or None (no clipping), got {grad_clip!r}")
-    if not isinstance(check_every, int) or isinstance(check_every, bool) or check_every < 1:
-        raise ValueError(f"check_every must be a positive int (steps between loss checks), got {check_every!r}")
+    check_number("lr", lr, low=0, low_open=True)
+    check_choice("schedule", schedule, ("cosine", "constant"))
+    if ema is not None:
+        check_number("ema", ema, low=0, high=1, low_open=True, high_open=True, why="or None for no averaging")
+    if grad_clip is not None:
+        check_number("grad_clip", grad_clip, low=0, low_open=True, why="or None for no clipping")
+    check_int("check_every", check_every)
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {seed!r}")
 
-    generator = torch.Generator(model_device(model)).manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(int(seed))  # on the CPU: the same run on any device (the device rule)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     averaged = copy.deepcopy(model).requires_grad_(False) if ema is not None else None
 
@@ -226,8 +211,10 @@ def fit(
     if pending:
         _record(history, pending, first_step=step - len(pending))
     bar.close()
-    if averaged is not None:
-        model.load_state_dict(averaged.state_dict())
+    if averaged is not None:  # the averaged weights; buffers stay the trained model's own
+        with torch.no_grad():
+            for trained, average in zip(model.parameters(), averaged.parameters()):
+                trained.copy_(average)
     model.eval()
     history.seconds = clock() - start
     history.steps = step

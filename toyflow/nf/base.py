@@ -28,7 +28,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from ..train import draw_device, model_device
+from .._base import model_device, randn
 
 
 def affine_forward(x: Tensor, shift: Tensor, log_scale: Tensor) -> tuple[Tensor, Tensor]:
@@ -123,7 +123,7 @@ class Flow(nn.Module):
         generator gives the same latents to a flow on any device."""
         check_positive(n=n)
         device = model_device(self)
-        z = torch.randn((n, *self.event_shape), generator=generator, device=draw_device(generator, device)).to(device)
+        z = randn((n, *self.event_shape), generator, device=device)
         with torch.no_grad():
             return self.inverse(z)[0]
 
@@ -170,5 +170,5 @@ class MaximumLikelihood:
         device = model_device(model)
         x = self.data.sample(self.batch_size, generator, device)
         if self.noise > 0:
-            x = x + self.noise * torch.randn(x.shape, generator=generator, device=draw_device(generator, device)).to(device)
+            x = x + self.noise * randn(x.shape, generator, device=device, dtype=x.dtype)
         return -model.log_prob(x).mean()

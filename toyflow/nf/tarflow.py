@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..train import model_device
+from .._base import model_device
 from .base import Flow, Samples, affine_forward, affine_inverse, check_positive, mlp, soft_clamp
 
 METHODS = ("sequential", "jacobi", "gs-jacobi")
