@@ -208,9 +208,9 @@ def test_a_nan_during_training_stops_with_the_step():
 
 def test_bad_input():
     pairs = couplings.PairSampler(CASE.source, CASE.target)
-    with pytest.raises(ValueError, match="p .* must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="p must be a finite number >= 0 .* got -1"):
         MeanFlow(pairs, p=-1)
-    with pytest.raises(ValueError, match="c must be > 0"):
+    with pytest.raises(ValueError, match="c must be a finite number > 0"):
         SplitMeanFlow(pairs, c=0.0)
     with pytest.raises(ValueError, match="batch_size must be an int >= 2, got 1"):
         MeanFlow(pairs, batch_size=1)
@@ -220,9 +220,9 @@ def test_bad_input():
         MeanFlow(pairs, tau=0.0)
     with pytest.raises(TypeError, match="function has no features method"):
         MeanFlow(pairs, dispersive=0.1)(lambda x, s, t: x, torch.Generator())
-    with pytest.raises(ValueError, match=r"x0 must have shape \(n, d\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"x0 must have shape \(n, d\) with n >= 1, got \(3,\)"):
         sample(CASE.average_velocity, torch.zeros(3))
-    with pytest.raises(ValueError, match="steps must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
         sample(CASE.average_velocity, torch.zeros(3, 2), steps=0)
     with pytest.raises(TypeError, match="path must be a paths.Interpolant"):
         MeanFlow(pairs, path="linear")
@@ -238,7 +238,7 @@ def test_bad_input():
 
 @pytest.mark.parametrize("equal", [-0.1, 1.5, float("nan")])
 def test_time_pairs_reject_a_share_outside_0_1(equal):
-    with pytest.raises(ValueError, match=r"equal \(the share of s = t\) must be in \[0, 1\], got"):
+    with pytest.raises(ValueError, match=r"equal must be a finite number >= 0 and <= 1 \(the share of pairs with s = t\), got"):
         TimePairs(equal=equal)
 
 

@@ -34,10 +34,10 @@ def test_bad_input():
         v(torch.zeros(4, 2), torch.zeros(5))
     with pytest.raises(TypeError, match="takes 1 time argument"):
         v(torch.zeros(4, 2), 0.1, 0.2)
-    with pytest.raises(ValueError, match="hidden must be a positive int"):
+    with pytest.raises(ValueError, match="hidden must be an int >= 1"):
         VelocityMLP(hidden=0)
 
 
 def test_bad_frequencies_are_named():
-    with pytest.raises(ValueError, match=r"frequencies must be an int >= 0 .* got -1"):
+    with pytest.raises(ValueError, match=r"frequencies must be an int >= 0, got -1"):
         VelocityMLP(frequencies=-1)

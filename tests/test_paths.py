@@ -61,9 +61,9 @@ def test_u_shaped_mass_below_a_tenth_matches_lee_et_al():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="sigma must be > 0"):
+    with pytest.raises(ValueError, match="sigma must be a finite number > 0"):
         paths.stochastic(0.0)
-    with pytest.raises(ValueError, match="s must be > 0"):
+    with pytest.raises(ValueError, match="s must be a finite number > 0"):
         paths.LogitNormalTime(0.0, -1.0)
     with pytest.raises(ValueError, match="a must be > 0"):
         paths.UShapedTime(-math.e)

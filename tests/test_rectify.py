@@ -157,11 +157,11 @@ def test_a_teacher_that_returns_nan_is_named_when_rectifying(bad):
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
         rectify.Distillation(couplings.FixedPairs(torch.zeros(2, 2), torch.ones(2, 2)), batch_size=0)
     with pytest.raises(TypeError, match="pairs must be a pair sampler"):
         rectify.Distillation(torch.zeros(2, 2))
-    with pytest.raises(ValueError, match="rounds must be a positive int .* got 0"):
+    with pytest.raises(ValueError, match="rounds must be an int >= 1, got 0"):
         rectify.rectified_flow(CASE.source, CASE.target, rounds=0)
     with pytest.raises(ValueError, match="num_pairs must be a positive int, got -5"):
         rectify.rectified_flow(CASE.source, CASE.target, num_pairs=-5)
@@ -180,5 +180,5 @@ def test_objectives_reject_a_distribution_where_pairs_are_expected():
     for objective in (FlowMatching, MeanFlow, rectify.Distillation):
         with pytest.raises(TypeError, match=r"pairs must be a pair sampler .* got Moons"):
             objective(data.get("moons"))
-    with pytest.raises(ValueError, match="pair_steps must be a positive int"):
+    with pytest.raises(ValueError, match="pair_steps must be an int >= 1"):
         rectify.rectified_flow(CASE.source, CASE.target, steps=1, num_pairs=4, pair_steps=0, progress=False)

@@ -103,8 +103,8 @@ def train_command(args: argparse.Namespace) -> dict:
     objective = FlowMatching(couplings.PairSampler(source, target, COUPLINGS[args.coupling]()))
     history = fit(model, objective, args.steps, seed=args.seed, progress=not args.no_progress,
                   description=f"{args.coupling} flow matching")
-    generator = torch.Generator(device).manual_seed(args.seed + 1)
-    x0, x1 = source.sample(args.eval_points, generator), target.sample(args.eval_points, generator)
+    generator = torch.Generator().manual_seed(args.seed + 1)  # the device rule: a CPU generator, samples moved
+    x0, x1 = source.sample(args.eval_points, generator, device), target.sample(args.eval_points, generator, device)
     result = {
         "source": args.source, "target": args.target, "coupling": args.coupling, "steps": args.steps,
         "train_seconds": round(history.seconds, 2),
@@ -140,8 +140,8 @@ def reflow_command(args: argparse.Namespace) -> list[dict]:
     source, target = data.from_spec(args.source), data.from_spec(args.target)
     rounds = rectify.rectified_flow(source, target, args.rounds + 1, args.steps, args.pairs, VelocityMLP().to(device),
                                     seed=args.seed, progress=not args.no_progress, lr=args.lr)
-    generator = torch.Generator(device).manual_seed(args.seed + 1)
-    x0, x1 = source.sample(args.eval_points, generator), target.sample(args.eval_points, generator)
+    generator = torch.Generator().manual_seed(args.seed + 1)  # the device rule: a CPU generator, samples moved
+    x0, x1 = source.sample(args.eval_points, generator, device), target.sample(args.eval_points, generator, device)
     table = [{"round": r.name, "train seconds": round(r.history.seconds, 2), **metrics.flow_summary(r.model, x0, x1)}
              for r in rounds]
     paths = {r.name: solvers.integrate(r.model, x0[:500], steps=60, return_path=True).path for r in rounds}

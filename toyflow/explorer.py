@@ -32,6 +32,7 @@ from matplotlib.colors import to_hex
 from torch import Tensor
 
 from . import metrics
+from ._base import randperm
 from .plot import SOURCE_COLOR, TARGET_COLOR, TIME_CMAP, limits
 
 LEVELS = 65535  # coordinates are stored as uint16: 0 … LEVELS across the drawing box
@@ -54,8 +55,8 @@ def crossing_share(x0: Tensor, x1: Tensor, count: int = 300, generator: torch.Ge
     if len(x0) < 2:
         raise ValueError(f"crossing_share needs at least 2 segments, got {len(x0)}")
     if len(x0) > count:
-        chosen = torch.randperm(len(x0), generator=generator)[:count]
-        x0, x1 = x0[chosen.to(x0.device)], x1[chosen.to(x1.device)]
+        chosen = randperm(len(x0), generator, device=x0.device)[:count]
+        x0, x1 = x0[chosen], x1[chosen.to(x1.device)]
     p, q = _np(x0), _np(x1)  # (m, 2) each
 
     def side(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -179,7 +180,7 @@ def explorer(
         rounds.append({"name": name, "path": _pack(_np(path[chosen]), box),
                        "metrics": {key: _number(value) for key, value in numbers.items()}})
     m = min(300, *map(len, backdrop))  # independent pairs: source points with target points in random order
-    shuffled = backdrop[1][torch.randperm(len(backdrop[1]), generator=torch.Generator().manual_seed(1))]
+    shuffled = backdrop[1][randperm(len(backdrop[1]), torch.Generator().manual_seed(1), device=backdrop[1].device)]
     independent = crossing_share(backdrop[0][:m], shuffled[:m]) if m >= 2 else None
     shares = [r["metrics"]["crossing share"] for r in rounds]
     if independent is not None:
