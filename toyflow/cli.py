@@ -163,6 +163,7 @@ def reflow_command(args: argparse.Namespace) -> list[dict]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``toyflow`` command line: ``train`` and ``reflow`` sub-commands, each with ``--help``."""
     parser = argparse.ArgumentParser(prog="toyflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = commands.add_parser("train", help="train one flow-matching model and draw its trajectories",
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``)."""
     args = build_parser().parse_args(argv)
     args.run(args)
 

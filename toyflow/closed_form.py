@@ -43,10 +43,12 @@ class GaussianToGaussian:
 
     @property
     def source(self) -> Gaussian:
+        """The source ``N(0, I)`` as a :mod:`toyflow.data` distribution."""
         return Gaussian(tuple(0.0 for _ in self.mean), 1.0)
 
     @property
     def target(self) -> Gaussian:
+        """The target ``N(mean, std²·I)`` as a :mod:`toyflow.data` distribution."""
         return Gaussian(tuple(self.mean), self.std)
 
     def _m(self, x: Tensor) -> Tensor:

@@ -123,6 +123,7 @@ class Explorer:
                 f"<script>(function(){{const root=document.getElementById('{uid}');{_SCRIPT}}})();</script>")
 
     def html(self) -> str:
+        """The whole page as one HTML string (no kernel, no external file)."""
         title = html.escape(self.data["title"])
         return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
                 f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -133,6 +134,7 @@ class Explorer:
         return self.body()
 
     def save(self, path: str | Path) -> Path:
+        """Write the page to ``path`` (a ``.html`` file) and return the path."""
         path = Path(path)
         path.write_text(self.html(), encoding="utf-8")
         return path

@@ -180,6 +180,7 @@ class _AverageVelocityObjective:
         check_callable("time", self.time, "a TimePairs sampler (n, generator, device) -> (s, t)")
 
     def target(self, model: nn.Module, x: Tensor, s: Tensor, t: Tensor, v: Tensor, generator: torch.Generator | None) -> Tensor:
+        """The stop-gradient regression target ``(B, d)`` for ``u_θ(x, s, t)``; each objective defines its own."""
         raise NotImplementedError
 
     def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
@@ -213,6 +214,7 @@ class MeanFlow(_AverageVelocityObjective):
     """
 
     def target(self, model: nn.Module, x: Tensor, s: Tensor, t: Tensor, v: Tensor, generator: torch.Generator | None) -> Tensor:
+        """MeanFlow's target :func:`meanflow_target`."""
         return meanflow_target(model, x, s, t, v)
 
 
@@ -222,6 +224,7 @@ class SplitMeanFlow(_AverageVelocityObjective):
     with ``λ ~ U(0, 1)``, and ``E w·‖u_θ(x_s, s, s) − (x1 − x0)‖²`` where ``t = s``. Same arguments as :class:`MeanFlow`."""
 
     def target(self, model: nn.Module, x: Tensor, s: Tensor, t: Tensor, v: Tensor, generator: torch.Generator | None) -> Tensor:
+        """``v`` where ``t = s``, else SplitMeanFlow's interval-splitting target :func:`split_target` at a random ``λ``."""
         lam = rand(len(x), generator, device=x.device, dtype=x.dtype)
         return torch.where((s == t)[:, None], v, split_target(model, x, s, t, lam))
 

@@ -30,6 +30,7 @@ class TimeEmbedding(nn.Module):
         self.dim = 1 + 2 * frequencies
 
     def forward(self, t: Tensor) -> Tensor:
+        """The embedding ``(n, 1 + 2F)`` of times ``t`` ``(n,)``."""
         angle = t[:, None] * self.freq  # (n, F)
         return torch.cat([t[:, None], angle.sin(), angle.cos()], dim=1)  # (n, 1 + 2F)
 
@@ -69,6 +70,7 @@ class VelocityMLP(nn.Module):
         return self.net[:-1](torch.cat(inputs, dim=1))
 
     def forward(self, x: Tensor, *times: Tensor | float) -> Tensor:
+        """The output ``(n, dim)`` for ``x`` ``(n, dim)`` and ``times`` floats or ``(n,)`` each."""
         return self.net[-1](self.features(x, *times))
 
 
@@ -121,4 +123,5 @@ class ConditionalVelocityMLP(VelocityMLP):
         return self.net[:-1](torch.cat(inputs, dim=1))
 
     def forward(self, x: Tensor, t: Tensor | float, label: Tensor | int | None = None) -> Tensor:
+        """The velocity ``(n, dim)`` for class ``label`` (None: unconditional, the null label)."""
         return self.net[-1](self.features(x, t, label))

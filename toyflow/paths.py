@@ -44,6 +44,7 @@ class Interpolant:
 
     @property
     def is_stochastic(self) -> bool:
+        """True when the path has a noise term ``γ(t)·z`` (``gamma`` is not identically 0)."""
         return self.gamma is not _zero
 
     def interpolate(self, x0: Tensor, x1: Tensor, t: Tensor, z: Tensor | None = None) -> Tensor:
@@ -174,6 +175,7 @@ class UniformTime:
         return rand(n, generator, device)
 
     def density(self, t: Tensor) -> Tensor:
+        """The density ``p(t) = 1`` on ``[0, 1]``."""
         return torch.ones_like(t)
 
 
@@ -191,6 +193,7 @@ class LogitNormalTime:
         return torch.sigmoid(self.m + self.s * randn(n, generator, device))
 
     def density(self, t: Tensor) -> Tensor:
+        """The logit-normal density ``N(logit t; m, s²) / (t(1 − t))``."""
         logit = torch.log(t / (1 - t))
         return torch.exp(-0.5 * ((logit - self.m) / self.s) ** 2) / (self.s * math.sqrt(2 * math.pi) * t * (1 - t))
 
@@ -215,4 +218,5 @@ class UShapedTime:
         return torch.where(flip, 1 - u, u)
 
     def density(self, t: Tensor) -> Tensor:
+        """``p(t) = a·(e^{at} + e^{a(1−t)}) / (2(e^a − 1))``."""
         return self.a * (torch.exp(self.a * t) + torch.exp(self.a * (1 - t))) / (2 * math.expm1(self.a))

@@ -180,6 +180,7 @@ class AnnealedPairs:
         check_pair_source(self.pairs)
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
+        """``n`` of the teacher's pairs with the source blended with noise at this draw's ``β``; counts the draw."""
         beta = max(0.0, 1.0 - self.draws / self.warmup)
         self.draws += 1
         batch = self.pairs.sample(n, generator, device)
