@@ -11,7 +11,9 @@ prerequisites) is ``COURSE`` below; ``sync`` writes it into the README and into 
                                          # strips saved widget state, progress-bar text and execution timestamps
     python docs/course.py site           # build the course website into out/site (math as MathML, works offline);
                                          # its landing page opens with the reflow explorers of docs/explorer/,
-                                         # precomputed by `python docs/explorer.py`
+                                         # precomputed by `python docs/explorer.py`; with the API reference (pdoc,
+                                         # docs/api.py) and the benchmarks page from benchmarks/results/*.json
+                                         # (docs/benchmarks_page.py)
     python docs/course.py student [--out out/student] [--execute]
                                          # the student edition: solutions removed, outputs cleared; --execute runs
                                          # every student notebook and prints what each exercise checker said
@@ -609,10 +611,11 @@ table.course th:nth-child(4) { width: 9%; }
 
 
 def _nav(pages: list[tuple[str, str]], index: int) -> str:
-    """Every page's navigation bar: home, methods, glossary; on a notebook's page its two editions as .ipynb files and
-    the previous and next notebooks."""
+    """Every page's navigation bar: home, methods, glossary, API reference, benchmarks; on a notebook's page its two
+    editions as .ipynb files and the previous and next notebooks."""
     links = ['<a href="index.html">Course home</a>', '<a href="methods.html">Methods</a>',
-             '<a href="glossary.html">Glossary</a>']
+             '<a href="glossary.html">Glossary</a>', '<a href="api/index.html">API reference</a>',
+             '<a href="benchmarks.html">Benchmarks</a>']
     if index >= 0:
         name = pages[index][0].removesuffix(".html") + ".ipynb"
         links.append(f'<a href="notebooks/{name}" download>notebook (full)</a>')
@@ -741,7 +744,11 @@ them). Data pair: <span class="explorer-pick">{buttons}</span></p>
 
 def build_site(out: Path) -> list[Path]:
     """Write the website to ``out``: a landing page with the course by track, one page per notebook, the methods and
-    glossary pages (math as MathML), and both editions of every notebook as files (``notebooks/``, ``student/``)."""
+    glossary pages (math as MathML), both editions of every notebook as files (``notebooks/``, ``student/``), the
+    benchmarks page (``docs/benchmarks_page.py``) and the API reference in ``api/`` (``docs/api.py``, pdoc)."""
+    from api import build_api
+    from benchmarks_page import build_benchmarks
+
     out.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "docs" / "badges", out / "badges", dirs_exist_ok=True)
     shutil.copy(ROOT / "docs" / "demo.png", out / "demo.png")
@@ -789,12 +796,15 @@ Jupyter, and in Colab (File → Upload notebook).</p>
 <h2>Reference</h2>
 <p><a href="methods.html">Methods</a>: the math of every method in toyflow's time convention.
 <a href="glossary.html">Glossary</a>: short definitions of the terms the course uses, each with the notebook that
-teaches it.</p>
+teaches it. <a href="api/index.html">API reference</a>: every public module of toyflow, from its docstrings.
+<a href="benchmarks.html">Benchmarks</a>: speed and quality against torchcfm and zuko, with the command behind each
+number.</p>
 <p>Source: <a href="{repository()}">{repository()}</a></p>
 </body></html>
 """
     (out / "index.html").write_text(index)
-    return [out / "index.html"] + written
+    benchmarks = build_benchmarks(out, _nav(order, -1), PAGE_STYLE)
+    return [out / "index.html"] + written + [benchmarks] + build_api(out / "api", repository())
 
 
 def _as_node(notebook: dict):
@@ -867,7 +877,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "site":
         out = args.out or ROOT / "out" / "site"
         pages = build_site(out)
-        print(f"wrote {len(pages)} pages to {out}")
+        api = sum(page.is_relative_to(out / "api") for page in pages)
+        print(f"wrote {len(pages)} pages to {out}: {len(pages) - api} course pages (benchmarks included), {api} API pages")
     elif args.command == "student":
         out = args.out or ROOT / "out" / "student"
         written = write_student(out, only)

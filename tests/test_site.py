@@ -1,12 +1,16 @@
 """The course website, checked in a real browser (headless Chromium driven by playwright).
 
-Builds the site with ``docs/course.py``, serves it on the loopback address and, on every page (the landing page, the
-methods and glossary pages, one page per notebook), asserts: no console error, every image loaded (natural width > 0),
-no raw ``$$`` left by the math renderer, every internal link resolves, the navigation links the glossary, and a
-notebook's page links both editions of its notebook (the full one and the student one, which holds no solution).
+Builds the site with ``docs/course.py``, serves it on the loopback address and, on every course page (the landing page,
+the methods, glossary and benchmarks pages, one page per notebook), asserts: no console error, every image loaded
+(natural width > 0), no raw ``$$`` left by the math renderer, every internal link resolves, the navigation links the
+glossary, and a notebook's page links both editions of its notebook (the full one and the student one, which holds no
+solution).
 On the reflow page the animation must change its frame as it plays; on the landing page the reflow explorer must answer
-its slider and round buttons without a request leaving the page. Screenshots go to ``out/site/screenshots``.
-Without Chromium the test is skipped with the install command; under ``CI=true`` that skip is a failure.
+its slider and round buttons without a request leaving the page. Every API page (pdoc, ``docs/api.py``) loads without
+a console error and shows every public name of its module; the benchmarks page shows its figures. Screenshots go to
+``out/site/screenshots``. Without Chromium the browser tests are skipped with the install command; under ``CI=true``
+that skip is a failure. Two tests need no browser: every public function, class and method has a docstring, and the
+benchmarks page draws a quality-against-NFE result with its floors.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "docs"))
+import api  # noqa: E402
+import benchmarks_page  # noqa: E402
 import course  # noqa: E402
 
 INSTALL = "apt-get install -y chromium && pip install -e '.[site]'"
@@ -82,22 +88,27 @@ def _check_page(page, url: str, out: Path) -> list[str]:
         problems.append(f"raw $$ left unrendered: …{text[max(at - 60, 0):at + 60]}…")
     hrefs = page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))")
     for href in hrefs:
-        target = urlparse(href)
-        if target.scheme or href.startswith(("#", "mailto:")):
+        target = urlparse(urljoin(url, href))
+        if not target.netloc.startswith("127.0.0.1") or href.startswith(("#", "mailto:")):
             continue
-        if not (out / unquote(target.path)).is_file():
+        if not (out / unquote(target.path).lstrip("/")).is_file():
             problems.append(f"broken link: {href}")
     nav = page.evaluate("[...document.querySelectorAll('nav.course a')].map(a => a.getAttribute('href'))")
+    nav = [urlparse(urljoin(url, href)).path.lstrip("/") for href in nav]  # from the site's root
     if "glossary.html" not in nav:
         problems.append("the navigation does not link the glossary")
     name = Path(urlparse(url).path).stem
     if (out / "notebooks" / f"{name}.ipynb").is_file():  # a notebook's page: both editions, from its navigation
         problems += [f"the navigation does not link {edition}" for edition in (f"notebooks/{name}.ipynb", f"student/{name}.ipynb")
                      if edition not in nav]
-    if name == "index":
+    if urlparse(url).path == "/index.html":
         problems += [f"the landing page does not link {edition}" for path in course.paths()
                      for edition in (f"notebooks/{path.name}", f"student/{path.name}") if edition not in hrefs]
     return problems
+
+
+def course_pages(out: Path, pages: list[Path]) -> list[Path]:
+    return [path for path in pages if not path.is_relative_to(out / "api")]
 
 
 def test_every_page_renders_in_chromium(site):
@@ -109,7 +120,7 @@ def test_every_page_renders_in_chromium(site):
     report = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
-        for path in pages:
+        for path in course_pages(out, pages):
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             report[path.name] = _check_page(page, f"{base}/{path.name}", out)
             if path.name in ("index.html", "03_rectified_flow.html"):
@@ -119,7 +130,7 @@ def test_every_page_renders_in_chromium(site):
     print(f"checked {len(report)} pages in Chromium")
     for name, problems in report.items():
         print(name, problems or "ok")
-    assert len(report) == len(course.paths()) + 3, "expected the landing, methods and glossary pages and a page per notebook"
+    assert len(report) == len(course.paths()) + 4, "expected the landing, methods, glossary, benchmarks pages, one per notebook"
     assert not {name: problems for name, problems in report.items() if problems}
 
 
@@ -201,3 +212,115 @@ def test_the_landing_page_explorer_responds(site):
     assert not problems, problems
     leaving = [url for url in requests if not url.startswith((base, "data:"))]
     assert not leaving, f"requests left the page: {leaving[:5]}"
+
+
+def test_every_api_page_shows_its_module(site):
+    """One page per public module (and ``toyflow._base``), no console error or failed request, every public name of the
+    module on its page (a member's anchor, or a link for a submodule in ``__all__``), the course's links in its sidebar."""
+    from playwright.sync_api import sync_playwright
+
+    out, pages, base = site
+    modules = api.public_modules()
+    assert {out / "api" / api.page_of(module) for module in modules} <= set(pages)
+    report = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        for module in ["index", *modules]:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            url = f"{base}/api/{'index.html' if module == 'index' else api.page_of(module)}"
+            problems = _check_page(page, url, out)
+            for name in [] if module == "index" else api.public_names(module):
+                shown = page.evaluate("name => !!document.getElementById(name) || [...document.querySelectorAll('a')]"
+                                      ".some(a => a.textContent.trim() === name)", name)
+                if not shown:
+                    problems.append(f"{name} is not on the page")
+            if module == "toyflow.paths":  # Unicode math, the bottom layer's page linked from the index
+                page.screenshot(path=str(out / "screenshots" / "api.png"))
+            report[module] = problems
+            page.close()
+        browser.close()
+    print(f"checked {len(report)} API pages in Chromium")
+    assert not {module: problems for module, problems in report.items() if problems}
+
+
+def test_the_benchmarks_page_shows_its_figures(site):
+    """The benchmarks page: every figure drawn from benchmarks/results/*.json loads, no console error, a section and
+    the reproducing command for every benchmark script."""
+    from playwright.sync_api import sync_playwright
+
+    out, _, base = site
+    figures = sorted(path.name for path in (out / "benchmarks").glob("*.png"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        problems = _check_page(page, f"{base}/benchmarks.html", out)
+        shown = page.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth > 0)"
+                              ".map(i => i.getAttribute('src').split('/').pop())")
+        sections = page.evaluate("[...document.querySelectorAll('section')].map(s => s.id)")
+        codes = page.evaluate("[...document.querySelectorAll('section code')].map(c => c.textContent)")
+        page.screenshot(path=str(out / "screenshots" / "benchmarks.png"), full_page=True)
+        browser.close()
+    assert not problems, problems
+    assert sorted(shown) == figures, f"figures written {figures}, shown {shown}"
+    assert len(figures) >= len(list(benchmarks_page.RESULTS.glob("*.json"))), "a result without a figure"
+    scripts = [script.stem for script in benchmarks_page.scripts()]
+    assert sorted(sections) == sorted(scripts)
+    for script in scripts:
+        assert any(code.startswith(f"python benchmarks/{script}.py") for code in codes), f"no command for {script}"
+    options = (ROOT / "benchmarks" / "common.py").read_text()
+    for code in codes:
+        if code.startswith("python benchmarks/") and " " in code.removeprefix("python "):
+            script = (ROOT / code.split()[1]).read_text()
+            unknown = [flag for flag in code.split() if flag.startswith("--") and f'"{flag}"' not in script + options]
+            assert not unknown, f"{code}: no such option {unknown}"
+
+
+def test_every_public_name_has_a_docstring():
+    """Every public function, class and method of every documented module has a docstring. The names below had none
+    when the API reference was added; the list may only shrink (delete a line when its docstring is written)."""
+    missing = [name for module in api.public_modules() for name in api.missing_docstrings(module)]
+    new = sorted(set(missing) - WITHOUT_DOCSTRING)
+    written = sorted(WITHOUT_DOCSTRING - set(missing))
+    if written:
+        print("these have a docstring now (or are gone), delete them from WITHOUT_DOCSTRING:", ", ".join(written))
+    assert not new, f"{len(new)} public names without a docstring: {', '.join(new)}"
+
+
+WITHOUT_DOCSTRING = set("""
+toyflow.cli.build_parser toyflow.cli.main toyflow.closed_form.GaussianToGaussian.source
+toyflow.closed_form.GaussianToGaussian.target toyflow.data.Gaussian.log_prob toyflow.data.GaussianMixture.log_prob
+toyflow.data.Checkerboard.log_prob toyflow.explorer.Explorer.html toyflow.explorer.Explorer.save
+toyflow.finetune.RewardWeightedRegression.weights toyflow.flowmap.Counted.dim toyflow.flowmap.Counted.sample
+toyflow.latent.Autoencoder.forward toyflow.meanflow.MeanFlow.target toyflow.meanflow.SplitMeanFlow.target
+toyflow.models.TimeEmbedding.forward toyflow.models.VelocityMLP.forward toyflow.models.ConditionalVelocityMLP.forward
+toyflow.nf.autoregressive.MaskedLinear.forward toyflow.nf.autoregressive.MADE.forward
+toyflow.nf.autoregressive.MaskedAutoregressive.forward toyflow.nf.autoregressive.MaskedAutoregressive.inverse
+toyflow.nf.base.Samples.sample toyflow.nf.coupling.AffineCoupling.forward toyflow.nf.coupling.AffineCoupling.inverse
+toyflow.nf.curves.Curves.event_shape toyflow.nf.curves.Wander.event_shape toyflow.nf.denoise.Denoiser.forward
+toyflow.nf.spline.SplineCoupling.forward toyflow.nf.spline.SplineCoupling.inverse
+toyflow.nf.tarflow.CausalSelfAttention.forward toyflow.nf.tarflow.TransformerLayer.forward
+toyflow.nf.tarflow.CausalTransformer.forward toyflow.nf.tarflow.AutoregressiveBlock.forward
+toyflow.nf.tarflow.AutoregressiveBlock.inverse toyflow.pairs.PairSource toyflow.pairs.PairSource.sample
+toyflow.pairs.PairSampler.sample toyflow.pairs.LabelledPairSampler.sample toyflow.paths.Interpolant.is_stochastic
+toyflow.paths.UniformTime.density toyflow.paths.LogitNormalTime.density toyflow.paths.UShapedTime.density
+toyflow.policy.NoisyPolicy.forward toyflow.policy.NoisyPolicy.noise toyflow.rectify.AnnealedPairs.sample
+toyflow.refine.Refiner.forward
+""".split())
+
+
+def test_a_quality_against_nfe_result_is_drawn(tmp_path):
+    """A result shaped like flow_matching.json (per-seed rows with ``W2 @ k``, two floors, settings): one W2-against-NFE
+    figure, one line per recipe at the median over seeds, and a command with the recorded settings as flags."""
+    rows = [{"recipe": recipe, "seed": seed, "steps": 100, "train s": 1.0 + seed,
+             **{f"W2 @ {k}": base / k + 0.01 * seed for k in (1, 2, 4)}}
+            for recipe, base in (("toyflow, 5 s", 1.0), ("torchcfm OT-CFM", 0.8)) for seed in (0, 1, 2)]
+    result = {"floor_w2": 0.08, "iid_floor_w2": 0.15, "settings": {"seeds": [0, 1, 2], "swap_steps": 0, "lr": 0.002},
+              "rows": rows}
+    curves = benchmarks_page.nfe_curves(rows)
+    assert list(curves) == ["W2"]
+    assert curves["W2"]["toyflow, 5 s · steps 100"] == [(1, 1.01), (2, 0.51), (4, 0.26)]
+    drawn = benchmarks_page.figures("flow_matching", result, tmp_path)
+    assert [file for file, _ in drawn] == ["flow_matching_rows_W2_nfe.png"] and (tmp_path / drawn[0][0]).stat().st_size
+    assert benchmarks_page.floors(result) == {"floor_w2": 0.08, "iid_floor_w2": 0.15}
+    assert (benchmarks_page.command("flow_matching", result["settings"])
+            == "python benchmarks/flow_matching.py --seeds 0 1 2 --swap-steps 0 --lr 0.002")
