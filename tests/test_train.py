@@ -122,7 +122,7 @@ def test_bad_options_name_the_argument(options, error, message):
 
 
 def test_smoothed_names_a_bad_window():
-    with pytest.raises(ValueError, match="window must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="window must be an int >= 1, got 0"):
         toyflow.train.History([1.0, 2.0]).smoothed(0)
     with pytest.raises(ValueError, match="holds no loss yet"):
         toyflow.train.History().smoothed()

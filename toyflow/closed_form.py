@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._base import check_number
 from .data import Gaussian
 
 
@@ -38,8 +39,7 @@ class GaussianToGaussian:
     std: float = 0.5
 
     def __post_init__(self):
-        if not self.std > 0:
-            raise ValueError(f"std must be > 0, got {self.std}")
+        check_number("std", self.std, low=0, low_open=True, why="the target's standard deviation")
 
     @property
     def source(self) -> Gaussian:

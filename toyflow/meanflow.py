@@ -141,8 +141,7 @@ def dispersive_loss(h: Tensor, tau: float = 1.0) -> Tensor:
     (a contrastive loss with no positive pairs; "Diffuse and Disperse", Wang & He 2025)."""
     if h.ndim != 2 or len(h) < 2:
         raise ValueError(f"h must have shape (B, d) with B >= 2, got {tuple(h.shape)}")
-    if not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
+    check_number("tau", tau, low=0, low_open=True, why="the temperature")
     sq = h.pow(2).sum(1)
     distances = (sq[:, None] + sq[None, :] - 2 * h @ h.T).clamp_min(0)  # (B, B)
     return torch.logsumexp(-distances.flatten() / (h.shape[1] * tau), 0) - 2 * math.log(len(h))

@@ -46,8 +46,7 @@ class History:
 
     def smoothed(self, window: int = 100) -> list[float]:
         """Running mean of the loss over ``window`` steps, for plots."""
-        if not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be a positive int, got {window!r}")
+        check_int("window", window)
         if not self.loss:
             raise ValueError("the history holds no loss yet: train first")
         loss = torch.tensor(self.loss)
