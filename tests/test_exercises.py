@@ -253,3 +253,80 @@ def test_scaled_score_is_the_exact_gaussian_score_and_its_checker_names_mistakes
     for function, words in mistakes:
         passed, out = _verdict(capsys, exercises.check_scaled_score, function)
         assert not passed and words in out, out
+
+
+# --- the package: every name the notebooks call, one-way imports, no global random state touched ---
+
+
+def test_every_name_the_notebooks_use_exists():
+    import re
+    from pathlib import Path
+
+    notebooks = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+    used = {name for path in notebooks for name in re.findall(r"exercises\.([A-Za-z_0-9]+)", path.read_text())}
+    assert notebooks and used, "no notebook calls a checker"
+    assert not [name for name in used if not hasattr(exercises, name)]
+    assert not [name for name in exercises.__all__ if not hasattr(exercises, name)]
+
+
+def test_topic_modules_import_the_shared_machinery_never_each_other():
+    import ast
+    from pathlib import Path
+
+    package = Path(exercises.__file__).parent
+    topics = {path.stem for path in package.glob("*.py")} - {"__init__", "_check"}
+    assert len(topics) >= 5, topics
+    for topic in topics:
+        tree = ast.parse((package / f"{topic}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+        assert imported <= {"_check"}, (topic, imported)
+
+
+def test_checkers_leave_the_global_random_state_alone(capsys):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    assert exercises.check_meanflow_target(meanflow.meanflow_target)  # builds a network from a seed of its own
+    assert exercises.check_latent_sample(lambda v, decoder, z0, steps: decoder(solvers.integrate(v, z0, steps).x))
+    assert exercises.check_jacobi_step(lambda params, z, x: z * params(x)[1].exp() + params(x)[0])
+    assert torch.equal(torch.rand(3), expected)
+    first = capsys.readouterr().out
+    exercises.check_meanflow_target(meanflow.meanflow_target)
+    assert capsys.readouterr().out in first  # the same cases every time
+
+
+def test_guidance_and_finetune_checkers(capsys):
+    from toyflow import finetune
+
+    correct = [
+        (exercises.check_cfg, lambda c, u, w: (1 - w) * u + w * c),
+        (exercises.check_endpoint_estimate, lambda x, v, t: x + (1 - t)[:, None] * v),
+        (exercises.check_clipped_surrogate, finetune.clipped_surrogate),
+        (exercises.check_clipped_surrogate, lambda r, a, c: torch.minimum(r * a, r.clamp(1 - c, 1 + c) * a)),
+    ]
+    for checker, function in correct:
+        passed, out = _verdict(capsys, checker, function)
+        assert passed and "correct" in out, out
+    mistakes = [
+        (exercises.check_cfg, lambda c, u, w: c + w * (u - c), "roles are swapped"),
+        (exercises.check_cfg, lambda c, u, w: w * c, "only the conditional"),
+        (exercises.check_endpoint_estimate, lambda x, v, t: x + t[:, None] * v, "uses t"),
+        (exercises.check_endpoint_estimate, lambda x, v, t: x + v, "forgets the time left"),
+        (exercises.check_clipped_surrogate, lambda r, a, c: r * a, "no clipping"),
+        (exercises.check_clipped_surrogate, lambda r, a, c: torch.maximum(r * a, r.clamp(1 - c, 1 + c) * a), "max"),
+        (exercises.check_clipped_surrogate, lambda r, a, c: (r * a)[:3], "expected shape (32,)"),
+    ]
+    for checker, function, words in mistakes:
+        passed, out = _verdict(capsys, checker, function)
+        assert not passed and words in out, (checker.__name__, out)
+
+
+def test_every_checker_reports_an_unwritten_exercise(capsys):
+    def stub(*args):
+        raise NotImplementedError
+
+    checkers = [name for name in exercises.__all__ if name.startswith("check_")]
+    assert len(checkers) >= 25
+    for name in checkers:
+        passed, out = _verdict(capsys, getattr(exercises, name), stub)
+        assert not passed and out.startswith(f"{name}: not written yet") and out.count("\n") == 1, out
