@@ -1,19 +1,19 @@
 """Fine-tuning a pretrained flow on a reward ``R(x1)``: each method one objective for :func:`toyflow.train.fit`.
 
 Translated to this repo's time (data at ``t = 1``). The fine-tuned model starts as a copy of the pretrained
-``reference`` and samples its own training data; every objective appends the mean reward of what it
-sampled to its ``history``.
+``reference`` and samples its own training data from ``source`` (the flow's noise); every objective appends
+the mean reward of what it sampled to its ``history``. The policy pieces (the SDE chain, advantages, KLs,
+checked rewards) live in :mod:`toyflow.policy`.
 
-- :class:`FlowGRPO` (Liu et al. 2025; DanceGRPO with ``kl = 0`` and a constant diffusion): sample with the
-  marginal-preserving SDE of :mod:`toyflow.sde`, so each step is a Gaussian policy; group-relative
-  advantages; clipped ratio objective; KL to the reference; optional GRPO-Guard ratio regulation.
+- :class:`FlowGRPO` (Liu et al. 2025): sample with the marginal-preserving SDE, so each step is a Gaussian
+  policy; group-relative advantages; clipped ratio objective; KL to the reference averaged over the steps.
+  ``shared_noise`` and ``step_fraction`` add DanceGRPO's (Xue et al. 2025) shared start within a group and
+  training on a random subset of the steps; ``guard`` adds GRPO-Guard's (Wang et al. 2025) ratio normalisation.
 - :class:`ReinFlow` (Zhang et al. 2025): a learned noise ``σ_φ(x, t)`` injected into Euler steps,
   a policy-gradient (REINFORCE with a group baseline) update of velocity and noise together.
 - :class:`AdvantageWeightedMatching` and :class:`RewardWeightedRegression`: the flow-matching loss on the
   model's own samples weighted by the advantage, or by ``exp(R/β)``.
 - :class:`FlowDPO`: preferred/rejected pairs from the reference, the Diffusion-DPO loss on velocities.
-
-:func:`path_kl` measures how far the fine-tuned model has moved: the KL between the two SDE path laws.
 
 >>> import copy, toyflow
 >>> toyflow.seed(0)
@@ -27,92 +27,81 @@ sampled to its ``history``.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from . import sde
+from ._base import check_callable, check_int, check_number, rand, randint, randn
+from .batch import check_distribution, draw_batch, mean_loss
 from .data import Distribution, Gaussian
 from .paths import UniformTime
+from .policy import (  # noqa: F401  (advantages, clipped_surrogate, … are used from here by exercises and notebooks)
+    NoisyPolicy,
+    Reward,
+    advantages,
+    check_groups,
+    clipped_surrogate,
+    gaussian_log_prob,
+    path_kl,
+    score,
+    sde_rollout,
+    step_kl,
+    step_laws,
+)
 from .solvers import integrate, time_grid
 
-Reward = Callable[[Tensor], Tensor]  # points (n, d) -> rewards (n,)
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
-def advantages(reward: Tensor, groups: int = 1) -> Tensor:
-    """Group-relative advantages ``A_i = (R_i − mean R)/std R`` within each of ``groups`` equal groups, ``(n,)``."""
-    if len(reward) % groups:
-        raise ValueError(f"groups must divide the batch: {len(reward)} rewards, groups={groups}")
-    r = reward.view(groups, -1)
-    return ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-8)).view(-1)
+def _check_sampling(objective, min_steps: int = 1) -> None:
+    """The fields every objective here shares: a callable reward, a source distribution, counts."""
+    check_callable("reward", objective.reward, "a callable reward(x) -> (n,) on points (n, d)")
+    check_distribution(objective.source, "source")
+    check_int("batch_size", objective.batch_size)
+    check_int("steps", objective.steps, minimum=min_steps)
+    if hasattr(objective, "reference"):
+        check_callable("reference", objective.reference, "the frozen pretrained velocity v(x, t)")
 
 
-def clipped_surrogate(ratio: Tensor, advantage: Tensor, clip: float) -> Tensor:
-    """PPO's pessimistic objective ``min(ρA, clip(ρ, 1 − ε, 1 + ε)·A)`` elementwise (to be maximised): once the
-    ratio has moved ``ε`` in the direction the advantage favours, the gradient stops."""
-    return torch.minimum(ratio * advantage, ratio.clamp(1 - clip, 1 + clip) * advantage)
-
-
-def gaussian_log_prob(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    """``log N(x; mean, std²I)`` summed over the last dimension: ``x``, ``mean`` ``(..., d)``, ``std`` broadcastable."""
-    d = x.shape[-1]
-    return -(((x - mean) / std) ** 2).sum(-1) / 2 - d * (std.log().squeeze(-1) + 0.5 * math.log(2 * math.pi))
-
-
-def sde_rollout(
-    v: nn.Module, x0: Tensor, steps: int, diffusion: sde.Diffusion, generator: torch.Generator | None = None
-) -> tuple[Tensor, Tensor]:
-    """Sample the marginal-preserving SDE with Euler–Maruyama, keeping every state: ``(steps + 1, n, d)`` and
-    the grid ``(steps + 1,)``. The last step (to ``t = 1``) is the noiseless jump of :func:`toyflow.sde.euler_maruyama`,
-    so the first ``steps − 1`` transitions are the Gaussian policy steps."""
-    grid = time_grid(steps, device=x0.device, dtype=x0.dtype)
-    return sde.euler_maruyama(v, x0, grid=grid, diffusion=diffusion, generator=generator, return_path=True).path, grid
-
-
-def _policy(v: nn.Module, states: Tensor, grid: Tensor, diffusion: sde.Diffusion) -> tuple[Tensor, Tensor]:
-    """Means ``(K, n, d)`` and standard deviations ``(K, 1, 1)`` of the ``K = T − 1`` stochastic transitions."""
-    k, n, d = len(grid) - 2, states.shape[1], states.shape[2]
-    x = states[:k].reshape(k * n, d)
-    t = grid[:k].repeat_interleave(n)  # (k·n,)
-    mean, std = sde.transition(v, x, t, grid[1] - grid[0], diffusion)
-    return mean.view(k, n, d), std.view(k, n, 1)[:, :1]
-
-
-def path_kl(
-    model: nn.Module, reference: nn.Module, x0: Tensor, steps: int = 10, diffusion: sde.Diffusion | float = 0.5,
-    generator: torch.Generator | None = None,
-) -> float:
-    """``KL(model's SDE path ‖ reference's)`` on the Euler–Maruyama chain: ``E Σ_k ‖μ_θ − μ_ref‖² / (2s_k²)``
-    along the model's own trajectories from ``x0`` ``(n, d)`` — an upper bound on the KL of the endpoints."""
-    g = sde.resolve(diffusion)
-    with torch.no_grad():
-        states, grid = sde_rollout(model, x0, steps, g, generator)
-        mean, std = _policy(model, states, grid, g)
-        mean_ref, _ = _policy(reference, states, grid, g)
-        return float((((mean - mean_ref) / std) ** 2).sum(-1).div(2).sum(0).mean())
+def _start(source: Distribution, n: int, model: nn.Module, generator: torch.Generator | None) -> Tensor:
+    """``n`` source points ``(n, d)`` on the model's device, drawn by :func:`toyflow.batch.draw_batch`."""
+    return draw_batch(source, n, model, generator).x1
 
 
 @dataclass
 class FlowGRPO:
     """Flow-GRPO: a clipped policy-gradient objective over the SDE's Gaussian steps, with a KL to the reference.
 
-    A rollout draws ``batch_size`` samples (one group: in 2D there is one "prompt") with the SDE
-    ``dx = [v + ½g²s]dt + g dW`` (:mod:`toyflow.sde`), so step ``k`` is ``x_{k+1} ~ N(μ_θ(x_k, t_k), s_k²I)``.
-    With ``A_i = (R_i − mean R)/std R`` and ``ρ = π_θ/π_old`` per step::
+    A rollout draws ``batch_size`` chains in ``groups`` equal groups (in 2D there is one "prompt", so the default is
+    one group) with the SDE ``dx = [v + ½g²s]dt + g dW`` (:mod:`toyflow.sde`): step ``k < K − 1`` is
+    ``x_{k+1} ~ N(μ_θ(x_k, t_k), s_k²I)``. With ``A_i = (R_i − mean R)/std R`` in chain ``i``'s group and
+    ``ρ_{k,i} = π_θ/π_old`` per step, the loss averages over the ``K − 1`` steps, as in the paper::
 
-        L = −E_{i,k}[min(ρ A_i, clip(ρ, 1 ± clip) A_i)] + kl · E_i Σ_k ‖μ_θ − μ_ref‖² / (2s_k²)
+        L = −E_i mean_k [min(ρ A_i, clip(ρ, 1 ± clip) A_i) − kl · ‖μ_θ − μ_ref‖² / (2s_k²)]
 
-    Each rollout serves ``updates`` optimiser steps (``π_old`` = the policy that sampled it), which is
-    where the clip matters. ``guard=True`` regulates the ratio as GRPO-Guard does (our reading): the
-    per-step log-ratio is centred (its mean is biased negative) and scaled so every step has the same
-    spread, so clipping bites evenly over time instead of mostly at the noisiest steps.
+    (the KL term is ``path_kl / (K − 1)``). Each rollout serves ``updates`` optimiser steps (``π_old`` = the
+    policy that sampled it), which is where the clip matters.
+
+    DanceGRPO (Xue et al. 2025) is this objective with ``kl = 0``, ``shared_noise=True`` (the chains of a group
+    start from one source point, so they differ only by the SDE's noise) and ``step_fraction < 1`` (each chain
+    trains on a random ``⌊step_fraction·(K − 1)⌋`` of its steps; the paper uses 0.6); its ``g`` is constant.
+
+    ``guard=True`` is GRPO-Guard's RatioNorm (Wang et al. 2025, Eq. 8): under ``π_old`` the log-ratio has mean
+    ``−‖μ_θ − μ_old‖²/(2s_k²)`` (below 0, so the clip at ``1 + ε`` rarely bites) and a spread ``∝ 1/s_k``. The
+    guard adds that mean back and multiplies by ``s_k``: ``log ρ̂ = s_k (log ρ + ‖μ_θ − μ_old‖²/(2s_k²)) =
+    (μ_θ − μ_old)·ε`` with ``ε`` the step's noise. The paper's second part, weighting each step's loss by
+    ``1/Δt_k``, is a constant on toyflow's uniform grid and is left out.
 
     Args:
-        reference: the frozen pretrained velocity; reward: ``(n, 2) -> (n,)``.
-        diffusion: ``g(t)``; the default ``sde.vp(0.5)`` is Flow-GRPO's ``g = a√((1 − t)/t)`` with ``a ≈ 0.7``.
+        reference: the frozen pretrained velocity; reward: ``(n, d) -> (n,)``, finite.
+        source: the distribution the flow starts from.
+        diffusion: ``g(t)`` (a callable, a name or a number, :func:`toyflow.sde.resolve`); the default
+            ``sde.vp(0.5)`` is Flow-GRPO's ``g = a√((1 − t)/t)`` with ``a ≈ 0.7``.
     """
 
     reference: nn.Module
@@ -125,60 +114,55 @@ class FlowGRPO:
     kl: float = 0.0
     updates: int = 2
     guard: bool = False
+    groups: int = 1
+    shared_noise: bool = False
+    step_fraction: float = 1.0
     history: list[float] = field(default_factory=list)
 
     def __post_init__(self):
-        if not isinstance(self.steps, int) or self.steps < 2:
-            raise ValueError(f"steps must be an int >= 2 (the last step is noiseless), got {self.steps!r}")
-        if not self.clip > 0 or not self.kl >= 0:
-            raise ValueError(f"clip must be > 0 and kl >= 0, got clip={self.clip}, kl={self.kl}")
+        _check_sampling(self, min_steps=2)  # K = steps ≥ 2: the last step is noiseless
+        self.diffusion = sde.resolve(self.diffusion)
+        check_number("clip", self.clip, low=0, low_open=True, why="the PPO clip range ε")
+        check_number("kl", self.kl, low=0, why="the weight of the KL to the reference")
+        check_int("updates", self.updates)
+        check_groups(self.groups, self.batch_size)
+        _check_bool("guard", self.guard)
+        _check_bool("shared_noise", self.shared_noise)
+        check_number("step_fraction", self.step_fraction, low=0, high=1, low_open=True, why="the share of steps trained on")
         self._rollout, self._used = None, 0
 
-    def _sample(self, model: nn.Module, generator: torch.Generator) -> None:
-        x0 = self.source.sample(self.batch_size, generator, generator.device)
+    def _sample(self, model: nn.Module, generator: torch.Generator | None) -> None:
+        size = self.batch_size // self.groups
+        if self.shared_noise:  # one start per group, repeated over its chains
+            x0 = _start(self.source, self.groups, model, generator).repeat_interleave(size, 0)
+        else:
+            x0 = _start(self.source, self.batch_size, model, generator)
         states, grid = sde_rollout(model, x0, self.steps, self.diffusion, generator)
         with torch.no_grad():
-            reward = self.reward(states[-1])
-            mean_old, std = _policy(model, states, grid, self.diffusion)
-            log_old = gaussian_log_prob(states[1:-1], mean_old, std)  # (K, n)
-            mean_ref, _ = _policy(self.reference, states, grid, self.diffusion)
+            reward = score(self.reward, states[-1])
+            mean_old, std = step_laws(model, states, grid, self.diffusion)
+            mean_ref, _ = step_laws(self.reference, states, grid, self.diffusion)
+        k = self.steps - 1
+        trained = torch.ones(k, self.batch_size, dtype=x0.dtype, device=x0.device)  # (K − 1, n): steps trained on
+        if self.step_fraction < 1:
+            ranks = rand((k, self.batch_size), generator, device=x0.device).argsort(0).argsort(0)
+            trained = (ranks < max(1, int(self.step_fraction * k))).to(x0.dtype)
         self.history.append(reward.mean().item())
-        self._rollout, self._used = (states, grid, advantages(reward), log_old, mean_ref, std), 0
+        self._rollout = (states, grid, advantages(reward, self.groups), mean_old, mean_ref, std, trained)
+        self._used = 0
 
-    def __call__(self, model: nn.Module, generator: torch.Generator) -> Tensor:
+    def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
         if self._rollout is None or self._used == self.updates:
             self._sample(model, generator)
         self._used += 1
-        states, grid, advantage, log_old, mean_ref, std = self._rollout
-        mean, _ = _policy(model, states, grid, self.diffusion)
-        log_ratio = gaussian_log_prob(states[1:-1], mean, std) - log_old  # (K, n)
-        if self.guard:
-            spread = log_ratio.std(1, keepdim=True).detach() + 1e-8
-            log_ratio = (log_ratio - log_ratio.mean(1, keepdim=True).detach()) / spread * spread.mean()
-        surrogate = clipped_surrogate(log_ratio.exp(), advantage, self.clip)
-        kl = (((mean - mean_ref) / std) ** 2).sum(-1).div(2).sum(0).mean()
-        return -surrogate.mean() + self.kl * kl
-
-
-class NoisyPolicy(nn.Module):
-    """ReinFlow's policy: a velocity ``v_θ(x, t)`` plus a learned noise scale ``σ_φ(x, t) ∈ [σ_min, σ_max]``.
-
-    Calling it gives the velocity, so it samples like any flow; :meth:`noise` gives ``σ_φ`` ``(n, 1)``.
-    """
-
-    def __init__(self, velocity: nn.Module, sigma_min: float = 0.02, sigma_max: float = 0.3, hidden: int = 32):
-        super().__init__()
-        if not 0 < sigma_min < sigma_max:
-            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
-        self.velocity, self.sigma_min, self.sigma_max = velocity, sigma_min, sigma_max
-        self.noise_net = nn.Sequential(nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, 1))
-
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.velocity(x, t)
-
-    def noise(self, x: Tensor, t: Tensor) -> Tensor:
-        gate = torch.sigmoid(self.noise_net(torch.cat([x, t[:, None]], 1)))  # (n, 1)
-        return self.sigma_min + (self.sigma_max - self.sigma_min) * gate
+        states, grid, advantage, mean_old, mean_ref, std, trained = self._rollout
+        mean, _ = step_laws(model, states, grid, self.diffusion)
+        taken = states[1:-1]  # (K − 1, n, d): where each Gaussian step landed
+        log_ratio = gaussian_log_prob(taken, mean, std) - gaussian_log_prob(taken, mean_old, std)  # (K − 1, n)
+        if self.guard:  # RatioNorm: remove the known mean −‖Δμ‖²/(2s²), then scale by s
+            log_ratio = std[..., 0] * (log_ratio + step_kl(mean, mean_old, std))
+        per_step = -clipped_surrogate(log_ratio.exp(), advantage, self.clip) + self.kl * step_kl(mean, mean_ref, std)
+        return mean_loss((trained * per_step).sum(0) / trained.sum(0))  # mean over the trained steps, then chains
 
 
 @dataclass
@@ -189,7 +173,7 @@ class ReinFlow:
         L = −E_i[A_i · Σ_k log π(x_{k+1} | x_k)] − entropy · E[log σ_φ]
 
     with group-relative advantages ``A_i`` as the baseline (ReinFlow's PPO with a value head is left out:
-    in 2D one group baseline is enough). The model must be a :class:`NoisyPolicy`.
+    in 2D one group baseline is enough). The model must be a :class:`~toyflow.policy.NoisyPolicy`.
     """
 
     reward: Reward
@@ -197,50 +181,60 @@ class ReinFlow:
     batch_size: int = 64
     steps: int = 10
     entropy: float = 0.01
+    groups: int = 1
     history: list[float] = field(default_factory=list)
 
-    def __call__(self, model: NoisyPolicy, generator: torch.Generator) -> Tensor:
+    def __post_init__(self):
+        _check_sampling(self)
+        check_number("entropy", self.entropy, low=0, why="the weight of the noise's entropy bonus")
+        check_groups(self.groups, self.batch_size)
+
+    def __call__(self, model: NoisyPolicy, generator: torch.Generator | None = None) -> Tensor:
         if not isinstance(model, NoisyPolicy):
             raise TypeError(f"ReinFlow trains a NoisyPolicy (velocity + learned noise), got {type(model).__name__}")
-        x = self.source.sample(self.batch_size, generator, generator.device)
+        x = _start(self.source, self.batch_size, model, generator)
         grid = time_grid(self.steps, device=x.device, dtype=x.dtype)
+        h = grid[1] - grid[0]
         states = [x]
         with torch.no_grad():
-            for t, t_next in zip(grid[:-1], grid[1:]):
+            for t in grid[:-1]:
                 time = t.expand(len(x))
-                x = x + (t_next - t) * model(x, time) + model.noise(x, time) * torch.randn(
-                    x.shape, generator=generator, device=x.device)
+                noise = randn(x.shape, generator, device=x.device, dtype=x.dtype)
+                x = x + h * model(x, time) + model.noise(x, time) * noise
                 states.append(x)
-            reward = self.reward(x)
+            reward = score(self.reward, x)
         self.history.append(reward.mean().item())
-        states = torch.stack(states)  # (T + 1, n, d)
+        states = torch.stack(states)  # (K + 1, n, d)
         n, d = states.shape[1:]
         before, time = states[:-1].reshape(-1, d), grid[:-1].repeat_interleave(n)
-        sigma = model.noise(before, time)  # (T·n, 1)
-        log_prob = gaussian_log_prob(states[1:].reshape(-1, d), before + (grid[1] - grid[0]) * model(before, time), sigma)
+        sigma = model.noise(before, time)  # (K·n, 1)
+        log_prob = gaussian_log_prob(states[1:].reshape(-1, d), before + h * model(before, time), sigma)
         chain = log_prob.view(self.steps, n).sum(0)  # (n,)
-        return -(advantages(reward) * chain).mean() - self.entropy * sigma.log().mean()
+        entropy = sigma.log().view(self.steps, n).mean(0)  # (n,)
+        return mean_loss(-advantages(reward, self.groups) * chain - self.entropy * entropy)
 
 
-def _own_samples(model: nn.Module, n: int, steps: int, source: Distribution, generator: torch.Generator) -> Tensor:
-    """``n`` samples of the model's ODE (Euler, ``steps`` steps), without gradients: ``(n, d)``."""
-    return integrate(model, source.sample(n, generator, generator.device), steps).x
+def own_samples(model: nn.Module, n: int, steps: int, source: Distribution, generator: torch.Generator | None) -> Tensor:
+    """``n`` samples of the model's ODE (Euler, ``steps`` steps) from ``source``, without gradients: ``(n, d)``."""
+    return integrate(model, _start(source, n, model, generator), steps).x
 
 
 def weighted_matching(
-    model: nn.Module, x1: Tensor, weight: Tensor, reference: nn.Module, kl: float, generator: torch.Generator
+    model: nn.Module, x1: Tensor, weight: Tensor, reference: nn.Module, kl: float, source: Distribution,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
-    """``E[w_i ‖v_θ(x_t, t) − (x1_i − x0)‖²] + kl·E‖v_θ(x_t, t) − v_ref(x_t, t)‖²`` with fresh noise ``x0`` and
-    ``t ~ U(0, 1)`` on the linear path: flow matching on the points ``x1`` ``(n, d)`` weighted by ``w`` ``(n,)``."""
-    x0 = torch.randn(x1.shape, generator=generator, device=x1.device)
-    t = UniformTime()(len(x1), generator=generator, device=x1.device)
+    """``E[w_i ‖v_θ(x_t, t) − (x1_i − x0)‖²] + kl·E‖v_θ(x_t, t) − v_ref(x_t, t)‖²`` (means over dimensions) with
+    fresh ``x0 ~ source`` and ``t ~ U(0, 1)`` on the linear path: flow matching on the points ``x1`` ``(n, d)``
+    weighted by ``w`` ``(n,)``."""
+    noise = draw_batch(source, len(x1), model, generator, time=UniformTime())  # its x1 are the source points x0
+    x0, t = noise.x1, noise.t
     xt = (1 - t[:, None]) * x0 + t[:, None] * x1
     v = model(xt, t)
-    loss = (weight * ((v - (x1 - x0)) ** 2).mean(1)).mean()
+    loss = mean_loss((v - (x1 - x0)) ** 2, weight)
     if kl > 0:
         with torch.no_grad():
             v_ref = reference(xt, t)
-        loss = loss + kl * ((v - v_ref) ** 2).mean(1).mean()
+        loss = loss + kl * mean_loss((v - v_ref) ** 2)
     return loss
 
 
@@ -257,44 +251,53 @@ class AdvantageWeightedMatching:
     batch_size: int = 256
     steps: int = 10
     kl: float = 1.0
+    groups: int = 1
     history: list[float] = field(default_factory=list)
+
+    def __post_init__(self):
+        _check_sampling(self)
+        check_number("kl", self.kl, low=0, why="the weight of the velocity distance to the reference")
+        check_groups(self.groups, self.batch_size)
 
     def weights(self, reward: Tensor) -> Tensor:
         """Per-sample weights ``(n,)`` of the flow-matching loss: here the advantages."""
-        return advantages(reward)
+        return advantages(reward, self.groups)
 
-    def __call__(self, model: nn.Module, generator: torch.Generator) -> Tensor:
-        x1 = _own_samples(model, self.batch_size, self.steps, self.source, generator)
-        reward = self.reward(x1)
+    def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
+        x1 = own_samples(model, self.batch_size, self.steps, self.source, generator)
+        reward = score(self.reward, x1)
         self.history.append(reward.mean().item())
-        return weighted_matching(model, x1, self.weights(reward), self.reference, self.kl, generator)
+        return weighted_matching(model, x1, self.weights(reward), self.reference, self.kl, self.source, generator)
 
 
 @dataclass
 class RewardWeightedRegression(AdvantageWeightedMatching):
-    """Reward-weighted regression: as :class:`AdvantageWeightedMatching` with weights
-    ``w_i = n·softmax(R/β)_i ∝ exp(R_i/β)``. They are positive, so it only ever pulls towards good
-    samples (stable, no floor needed); ``β → ∞`` is plain self-training. No KL by default."""
+    """Reward-weighted regression: as :class:`AdvantageWeightedMatching` with weights ``w_i = m·softmax(R/β)_i
+    ∝ exp(R_i/β)`` within each group of ``m``. They are positive, so it only ever pulls towards good samples
+    (stable, no floor needed); ``β → ∞`` is plain self-training. No KL by default."""
 
     kl: float = 0.0
     beta: float = 1.0
 
     def __post_init__(self):
-        if not self.beta > 0:
-            raise ValueError(f"beta must be > 0 (the temperature of exp(R/β)), got {self.beta}")
+        super().__post_init__()
+        check_number("beta", self.beta, low=0, low_open=True, why="the temperature of exp(R/β)")
 
     def weights(self, reward: Tensor) -> Tensor:
-        return len(reward) * torch.softmax(reward / self.beta, 0)
+        check_groups(self.groups, len(reward))
+        r = reward.view(self.groups, -1)
+        return (r.shape[1] * torch.softmax(r / self.beta, 1)).view(-1)
 
 
 @dataclass
 class FlowDPO:
     """Flow-DPO (Diffusion-DPO on velocities): for a preferred ``x1^w`` and a rejected ``x1^l`` with the same
-    ``x0, t``, ``e = ‖v(x_t, t) − (x1 − x0)‖²`` and ``Δ = (e_θ^w − e_ref^w) − (e_θ^l − e_ref^l)``::
+    ``x0 ~ source`` and ``t``, ``e = ‖v(x_t, t) − (x1 − x0)‖²`` and ``Δ = (e_θ^w − e_ref^w) − (e_θ^l − e_ref^l)``::
 
         L = −log σ(−½ β Δ)
 
-    Pairs are two reference samples, the one of higher reward preferred (the "human" here is the reward).
+    Pairs are two of ``pool`` reference samples drawn once, the one of higher reward preferred (the "human" here
+    is the reward); ``history`` records the mean reward of 64 fresh samples of the model.
     """
 
     reference: nn.Module
@@ -307,23 +310,25 @@ class FlowDPO:
     history: list[float] = field(default_factory=list)
 
     def __post_init__(self):
+        _check_sampling(self)
+        check_number("beta", self.beta, low=0, low_open=True, why="the strength of the preference, β in −log σ(−½βΔ)")
+        check_int("pool", self.pool, minimum=2)
         self._pool = None
 
-    def __call__(self, model: nn.Module, generator: torch.Generator) -> Tensor:
+    def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
         if self._pool is None:  # the reference never changes: sample it once
-            self._pool = _own_samples(self.reference, self.pool, self.steps, self.source, generator)
-        index = torch.randint(self.pool, (2, self.batch_size), generator=generator, device=generator.device)
+            self._pool = own_samples(self.reference, self.pool, self.steps, self.source, generator)
+        index = randint(self.pool, (2, self.batch_size), generator, device=self._pool.device)
         a, b = self._pool[index[0]], self._pool[index[1]]
-        better = (self.reward(a) >= self.reward(b))[:, None]
+        better = (score(self.reward, a) >= score(self.reward, b))[:, None]
         winner, loser = torch.where(better, a, b), torch.where(better, b, a)
-        self.history.append(self.reward(_own_samples(model, 64, self.steps, self.source, generator)).mean().item())
-        x0 = torch.randn(winner.shape, generator=generator, device=winner.device)
-        t = UniformTime()(self.batch_size, generator=generator, device=winner.device)[:, None]
-        gaps = []  # e_θ − e_ref for the winner, then the loser
+        self.history.append(score(self.reward, own_samples(model, 64, self.steps, self.source, generator)).mean().item())
+        noise = draw_batch(self.source, self.batch_size, model, generator, time=UniformTime())  # x1: source points
+        x0, t = noise.x1, noise.t
+        gaps = []  # e_θ − e_ref for the winner, then the loser: (B,) each
         for x1 in (winner, loser):
-            xt = (1 - t) * x0 + t * x1
+            xt = (1 - t[:, None]) * x0 + t[:, None] * x1
             with torch.no_grad():
-                e_ref = ((self.reference(xt, t[:, 0]) - (x1 - x0)) ** 2).mean(1)
-            gaps.append(((model(xt, t[:, 0]) - (x1 - x0)) ** 2).mean(1) - e_ref)
-        delta = gaps[0] - gaps[1]
-        return -nn.functional.logsigmoid(-0.5 * self.beta * delta).mean()
+                e_ref = ((self.reference(xt, t) - (x1 - x0)) ** 2).mean(1)
+            gaps.append(((model(xt, t) - (x1 - x0)) ** 2).mean(1) - e_ref)
+        return mean_loss(-nn.functional.logsigmoid(-0.5 * self.beta * (gaps[0] - gaps[1])))
