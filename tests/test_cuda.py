@@ -191,7 +191,8 @@ def test_normalizing_flows_agree_on_the_device(name):
         _close(gpu.log_prob(x.to(DEVICE)), cpu.log_prob(x), atol=1e-4)
         _close(gpu.sample(50, _cpu_generator(2)), cpu.sample(50, _cpu_generator(2)), atol=1e-4)
     points = data.get("8gaussians")
-    tokens = SimpleNamespace(sample=lambda n, g, device: points.sample(n, g, device).reshape(n, *gpu.event_shape))
+    tokens = SimpleNamespace(sample=lambda n, g, device: points.sample(n, g, device).reshape(n, *gpu.event_shape),
+                             draws_points=True)
     objective = nf.MaximumLikelihood(tokens, batch_size=128)
     history = fit(gpu, objective, 30, lr=1e-3, progress=False)
     assert len(history.loss) == 30 and next(gpu.parameters()).device.type == DEVICE.type

@@ -155,18 +155,18 @@ def check_points(name: str, x: object, dim: int | None = None) -> Tensor:
     return x
 
 
-def check_grid(grid: Tensor, inside_unit: bool = False, increasing: bool = False) -> Tensor:
+def check_grid(grid: Tensor, inside_unit: bool = False, increasing: bool = False, name: str = "grid") -> Tensor:
     """``grid`` if it is a 1-D tensor of at least 2 finite, strictly monotone times (increasing when
-    ``increasing``; inside ``[0, 1]`` when ``inside_unit``), else a ``ValueError`` that shows it."""
+    ``increasing``; inside ``[0, 1]`` when ``inside_unit``), else a ``ValueError`` that names ``name`` and shows it."""
     if not isinstance(grid, Tensor) or grid.ndim != 1 or len(grid) < 2:
         shape = tuple(grid.shape) if isinstance(grid, Tensor) else type(grid).__name__
-        raise ValueError(f"grid must be a 1-D tensor of at least 2 times, got {shape}")
+        raise ValueError(f"{name} must be a 1-D tensor of at least 2 times, got {shape}")
     dt = grid[1:] - grid[:-1]  # (T,)
     monotone = bool((dt > 0).all()) or (not increasing and bool((dt < 0).all()))
     inside = not inside_unit or bool(((grid >= 0) & (grid <= 1)).all())
     if not (bool(torch.isfinite(grid).all()) and monotone and inside):
         order = "strictly increasing" if increasing else "strictly increasing or strictly decreasing"
-        raise ValueError(f"grid must be {order} finite times{' in [0, 1]' if inside_unit else ''}, got {grid.tolist()}")
+        raise ValueError(f"{name} must be {order} finite times{' in [0, 1]' if inside_unit else ''}, got {grid.tolist()}")
     return grid
 
 

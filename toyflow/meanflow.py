@@ -245,6 +245,7 @@ def sample(
     Returns:
         a :class:`toyflow.solvers.Solution` with ``nfe = T``. Runs without gradients.
     """
+    check_callable("u", u, "an average velocity u(x, s, t) -> (n, d)")
     check_points("x0", x0)
     grid = time_grid(steps, device=x0.device, dtype=x0.dtype) if grid is None else check_grid(grid.to(x0), increasing=True)
     x, states = x0, [x0]

@@ -19,7 +19,7 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
-from ._base import batch_time, check_grid, check_int, check_number, check_points
+from ._base import batch_time, check_callable, check_grid, check_int, check_number, check_points
 from .paths import Interpolant
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
@@ -118,6 +118,7 @@ def integrate(
     Returns:
         a :class:`Solution`; ``nfe = T × evaluations per step``. Runs without gradients.
     """
+    check_callable("v", v, "a velocity field v(x, t) -> (n, d)")
     if path is not None and not (isinstance(method, str) and method == "path"):
         raise ValueError(f"path= is used only by method='path', got method={method!r}: drop path= or set method='path'")
     calls = 0
@@ -153,7 +154,10 @@ def integrate_adaptive(
 
     Use it for ground-truth endpoints (reflow pairs, likelihoods); ``nfe`` is what it spent.
     """
+    check_callable("v", v, "a velocity field v(x, t) -> (n, d)")
     check_points("x0", x0)
+    check_number("t0", t0, low=0, high=1)
+    check_number("t1", t1, low=0, high=1)
     for name, tolerance in (("rtol", rtol), ("atol", atol)):
         check_number(name, tolerance, low=0, low_open=True, why="a step is accepted when its error is below the tolerance")
     calls = 0
