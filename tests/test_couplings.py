@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from toyflow import couplings, data
+from toyflow import couplings, data, pairs, transport
 from toyflow.metrics import transport_cost
 
 
@@ -106,7 +106,7 @@ def test_exact_ot_checks_pots_status_and_says_what_to_do():
 
 def test_a_sinkhorn_plan_with_nan_is_an_error_that_says_increase_reg(monkeypatch):
     x0, x1 = _batches(6, 16)
-    monkeypatch.setattr(couplings.ot, "sinkhorn", lambda a, b, cost, *args, **kwargs: (cost * np.nan, {"err": [0.0]}))
+    monkeypatch.setattr(transport.ot, "sinkhorn", lambda a, b, cost, *args, **kwargs: (cost * np.nan, {"err": [0.0]}))
     with pytest.raises(RuntimeError, match="overflowed at reg=1.0 .* increase reg"):
         couplings.SinkhornOT(reg=1.0)(x0, x1)
 
@@ -123,14 +123,14 @@ def test_fixed_pairs_draw_with_a_generator_on_another_device_than_the_pairs():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: couplings.SinkhornOT(max_iter=0), "max_iter must be a positive int .* got 0"),
-        (lambda: couplings.SinkhornOT(max_iter=10.5), "max_iter must be a positive int .* got 10.5"),
+        (lambda: couplings.SinkhornOT(max_iter=0), "max_iter must be an int >= 1, got 0"),
+        (lambda: couplings.SinkhornOT(max_iter=10.5), "max_iter must be an int >= 1, got 10.5"),
         (lambda: couplings.SinkhornOT(tol=0.0), r"tol must be a finite number > 0 .* got 0.0"),
         (lambda: couplings.SinkhornOT(tol=-1e-6), r"tol must be a finite number > 0 .* got -1e-06"),
-        (lambda: couplings.ExactOT(max_iter=0), "max_iter must be a positive int .* got 0"),
-        (lambda: couplings.ExactOT(block=0), r"block must be a positive int .* or None .* got 0"),
-        (lambda: couplings.FixedPairs(torch.zeros(0, 2), torch.zeros(0, 2)), "at least one pair, got 0"),
-        (lambda: couplings.FixedPairs(torch.zeros(3, 2), torch.zeros(3, 2)).sample(0), "n must be a positive int, got 0"),
+        (lambda: couplings.ExactOT(max_iter=0), "max_iter must be an int >= 1, got 0"),
+        (lambda: couplings.ExactOT(block=0), "block must be an int >= 1, got 0"),
+        (lambda: couplings.FixedPairs(torch.zeros(0, 2), torch.zeros(0, 2)), r"z0 must have shape \(n, d\) with n >= 1"),
+        (lambda: couplings.FixedPairs(torch.zeros(3, 2), torch.zeros(3, 2)).sample(0), "n must be an int >= 1, got 0"),
         (lambda: couplings.ExactOT()(torch.full((3, 2), float("nan")), torch.zeros(3, 2)), "x0 holds NaN or inf"),
         (lambda: couplings.SinkhornOT()(torch.zeros(3, 2), torch.full((3, 2), float("inf"))), "x1 holds NaN or inf"),
     ],
@@ -189,9 +189,9 @@ def test_prefetching_pairs_in_a_background_thread_with_a_generator_of_their_own(
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="reg must be > 0"):
+    with pytest.raises(ValueError, match="reg must be a finite number > 0"):
         couplings.SinkhornOT(reg=-1.0)
-    with pytest.raises(ValueError, match="eps must be > 0"):
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
         couplings.GibbsWeighted(eps=0.0)
     with pytest.raises(ValueError, match=r"shape \(B, d\), got \(4, 2\) and \(5, 2\)"):
         couplings.ExactOT()(torch.zeros(4, 2), torch.zeros(5, 2))
@@ -204,3 +204,111 @@ def test_pair_sampler_names_a_source_that_is_not_a_distribution():
         couplings.PairSampler("moons", data.get("gaussian"))
     with pytest.raises(TypeError, match="coupling must be a callable"):
         couplings.PairSampler(data.get("moons"), data.get("gaussian"), "ot")
+
+
+# the split into transport (solvers), couplings (rules) and pairs (batches and samplers) --------------------------
+
+
+def test_every_public_name_is_still_importable_from_couplings():
+    for name in ("PairBatch", "PairSampler", "PairSource", "FixedPairs", "LabelledPairSampler", "Coupling"):
+        assert getattr(couplings, name) is getattr(pairs, name)
+    assert couplings.squared_distances is transport.squared_distances
+    from toyflow.batch import PairSource  # noqa: F401  (batch imports it through couplings)
+
+
+def test_a_pair_sampler_without_a_coupling_pairs_as_drawn_like_independent():
+    source, target = data.get("gaussian"), data.get("moons")
+    plain = couplings.PairSampler(source, target).sample(16, torch.Generator().manual_seed(0))
+    named = couplings.PairSampler(source, target, couplings.independent).sample(16, torch.Generator().manual_seed(0))
+    assert torch.equal(plain.x0, named.x0) and torch.equal(plain.x1, named.x1)
+
+
+def test_conditional_ot_uses_the_one_exact_solver_and_its_status_check(monkeypatch):
+    """C2OT used to solve exact OT on its own, without looking at POT's status: now a cut-short solve raises there too."""
+    real = transport.ot.emd
+
+    def cut_short(*args, **kwargs):
+        plan, log = real(*args, **kwargs)
+        return plan, {**log, "result_code": 3, "warning": "numItermax reached before optimality"}
+
+    monkeypatch.setattr(transport.ot, "emd", cut_short)
+    x0, x1 = _batches(8, 16)
+    label = torch.arange(16) % 2
+    for coupling in (couplings.ConditionalOT(), couplings.ConditionalOT(1.0)):
+        with pytest.raises(RuntimeError, match="exact OT stopped before the optimal plan"):
+            coupling(x0, x1, label)
+
+
+def test_c2ot_oversampling_keeps_n_pairs_within_their_class_and_pairs_closer():
+    source, target = data.get("gaussian"), data.get("mixture")
+    plain = couplings.LabelledPairSampler(source, target, couplings.ConditionalOT())
+    over = couplings.LabelledPairSampler(source, target, couplings.ConditionalOT(), oversample=4)
+    g = torch.Generator().manual_seed(0)
+    batch = over.sample(64, g)
+    assert batch.x0.shape == batch.x1.shape == (64, 2) and batch.label.shape == (64,)
+    cost = {name: sum(transport_cost(b.x0, b.x1) for b in (s.sample(64, g) for _ in range(10))) / 10
+            for name, s in (("plain", plain), ("over", over))}
+    assert cost["over"] < cost["plain"], cost  # a larger OT batch per class pairs each noise with a closer target
+    again = over.sample(64, torch.Generator().manual_seed(0))
+    assert torch.equal(again.x0, batch.x0) and torch.equal(again.label, batch.label)
+
+
+def test_labelled_samplers_follow_the_device_rule():
+    """A CPU generator with data asked for elsewhere (meta stands in for CUDA): drawn on the CPU, then moved."""
+    for target in (data.get("moons"), data.get("mixture"), data.get("checkerboard")):
+        sampler = couplings.LabelledPairSampler(data.get("gaussian"), target, oversample=2)
+        batch = sampler.sample(8, torch.Generator().manual_seed(0), device="meta")
+        assert batch.x1.device.type == "meta" and batch.label.device.type == "meta"
+    x, label = data.get("moons").sample_labelled(8, torch.Generator().manual_seed(0), device="meta")
+    assert x.device.type == "meta" and label.device.type == "meta"
+
+
+def test_one_seed_gives_the_same_sinkhorn_pairs_however_often_it_is_asked():
+    x0, x1 = _batches(9, 32)
+    first = couplings.SinkhornOT(reg=1.0)(x0, x1, torch.Generator().manual_seed(0))
+    second = couplings.SinkhornOT(reg=1.0)(x0, x1, torch.Generator().manual_seed(0))
+    assert torch.equal(first.x1, second.x1)
+
+
+X = torch.zeros(4, 2)
+GAUSS, MOONS = data.get("gaussian"), data.get("moons")
+LONG = torch.long
+BAD_COUPLING_INPUT = [
+    (lambda: couplings.ExactOT(max_iter=10.5), ValueError, "max_iter must be an int >= 1, got 10.5"),
+    (lambda: couplings.ExactOT(block=True), ValueError, "block must be an int >= 1, got True"),
+    (lambda: couplings.SinkhornOT(reg=float("nan")), ValueError, "reg must be a finite number > 0"),
+    (lambda: couplings.SinkhornOT(reg="big"), ValueError, "reg must be a finite number > 0 .* got 'big'"),
+    (lambda: couplings.SinkhornOT(tol=float("inf")), ValueError, "tol must be a finite number > 0"),
+    (lambda: couplings.GibbsWeighted(eps="1"), ValueError, "eps must be a finite number > 0 .* got '1'"),
+    (lambda: couplings.GibbsWeighted(eps=-2.0), ValueError, "eps must be a finite number > 0 .* got -2.0"),
+    (lambda: couplings.ConditionalOT(weight=-1.0), ValueError, "weight must be a finite number >= 0 .* got -1.0"),
+    (lambda: couplings.ConditionalOT(weight=float("nan")), ValueError, "weight must be a finite number >= 0"),
+    (lambda: couplings.ConditionalOT(weight="inf"), ValueError, "weight must be a finite number >= 0 .* got 'inf'"),
+    (lambda: couplings.ConditionalOT()(X, X, torch.zeros(3, dtype=LONG)), ValueError, r"label must be .* \(4,\), got \(3,\)"),
+    (lambda: couplings.ConditionalOT()(X, X, torch.zeros(4)), ValueError, "label must be non-negative integer"),
+    (lambda: couplings.ConditionalOT()(X, X, -torch.ones(4, dtype=LONG)), ValueError, "label must be non-negative"),
+    (lambda: couplings.ConditionalOT()(X, X, [0, 1, 0, 1]), ValueError, "label must be .* got list"),
+    (lambda: couplings.independent(torch.zeros(4, 2), torch.zeros(5, 2)), ValueError, r"got \(4, 2\) and \(5, 2\)"),
+    (lambda: couplings.ExactOT()(X.numpy(), X), TypeError, "x0 must be a torch.Tensor"),
+    (lambda: couplings.ExactOT()(torch.zeros(4), torch.zeros(4)), ValueError, r"x0 must have shape \(n, d\)"),
+    (lambda: couplings.GibbsWeighted()(torch.zeros(4, 2, dtype=LONG), X), TypeError, "x0 must be a floating-point"),
+    (lambda: transport.optimal_permutation(X, X, max_iter=0), ValueError, "max_iter must be an int >= 1, got 0"),
+    (lambda: transport.sinkhorn_plan(X, X, reg=0.0), ValueError, "reg must be a finite number > 0"),
+    (lambda: couplings.PairSampler(MOONS, GAUSS, prefetch="yes"), TypeError, "prefetch must be True or False"),
+    (lambda: couplings.PairSampler(MOONS, "gaussian"), TypeError, "target must be a distribution"),
+    (lambda: couplings.PairSampler(MOONS, GAUSS).sample(0), ValueError, "n must be an int >= 1, got 0"),
+    (lambda: couplings.PairSampler(MOONS, GAUSS, prefetch=True).sample(2.0), ValueError, "n must be an int >= 1"),
+    (lambda: couplings.FixedPairs(X.numpy(), X), TypeError, "z0 must be a torch.Tensor"),
+    (lambda: couplings.FixedPairs(torch.zeros(4), torch.zeros(4)), ValueError, r"z0 must have shape \(n, d\)"),
+    (lambda: couplings.LabelledPairSampler(GAUSS, data.get("circles")), TypeError, "target must have labels"),
+    (lambda: couplings.LabelledPairSampler("gaussian", MOONS), TypeError, "source must be a distribution"),
+    (lambda: couplings.LabelledPairSampler(GAUSS, MOONS, "ot"), TypeError, "coupling must be a callable"),
+    (lambda: couplings.LabelledPairSampler(GAUSS, MOONS, oversample=0), ValueError, "oversample must be an int >= 1, got 0"),
+    (lambda: couplings.LabelledPairSampler(GAUSS, MOONS).sample(-1), ValueError, "n must be an int >= 1, got -1"),
+]
+
+
+@pytest.mark.parametrize("make, error, message", BAD_COUPLING_INPUT, ids=range(len(BAD_COUPLING_INPUT)))
+def test_every_bad_argument_of_couplings_and_pairs_is_named(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

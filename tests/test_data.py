@@ -87,12 +87,12 @@ def test_bad_parameters_name_the_dataset():
 
 @pytest.mark.parametrize("n", [0, -3, 2.5])
 def test_bad_sample_size(n):
-    with pytest.raises(ValueError, match="n must be a positive int"):
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
         data.get("moons").sample(n)
 
 
 def test_log_prob_checks_shape_and_availability():
-    with pytest.raises(ValueError, match=r"shape \(n, 2\), got \(5, 3\)"):
+    with pytest.raises(ValueError, match=r"shape \(n, 2\) with n >= 1, got \(5, 3\)"):
         data.get("gaussian").log_prob(torch.zeros(5, 3))
     with pytest.raises(NotImplementedError, match="no closed-form density"):
         data.get("moons").log_prob(torch.zeros(5, 2))
@@ -283,8 +283,8 @@ def test_image_honours_the_device_rule():
         (torch.zeros(2, 2, 5), {}, "image must have shape (H, W), (H, W, 3) or (H, W, 4), got (2, 2, 5)"),
         (torch.ones(3, 3), {}, "image has no pixel darker than threshold=0.5"),
         (torch.zeros(3, 3), dict(invert=True), "image has no pixel lighter than threshold=0.5"),
-        (torch.zeros(3, 3), dict(threshold=0.0), "threshold must be a number in (0, 1)"),
-        (torch.zeros(3, 3), dict(threshold=1.5), "threshold must be a number in (0, 1)"),
+        (torch.zeros(3, 3), dict(threshold=0.0), "threshold must be a finite number > 0 and < 1"),
+        (torch.zeros(3, 3), dict(threshold=1.5), "threshold must be a finite number > 0 and < 1"),
         (torch.full((3, 3), 2.0), {}, "image floats must lie in [0, 1], got values in [2, 2]"),
         (torch.zeros(3, 3), dict(size=-1.0), "size must be a finite number > 0, got -1.0"),
     ],
@@ -309,3 +309,70 @@ def test_text_and_image_are_named_everywhere_a_data_set_is(tmp_path):
         data.from_spec("moons:3")
     with pytest.raises(ValueError, match="text must be a non-empty string"):
         data.from_spec("text:")
+
+
+# every draw through toyflow._base, every argument checked --------------------------------------------------------
+
+
+def test_labelled_samples_follow_the_device_rule_and_match_the_plain_draws():
+    """A CPU generator with points asked for on another device (meta stands in for CUDA): drawn on the CPU, moved."""
+    for dist in (data.get("moons"), data.get("mixture"), data.get("checkerboard")):
+        x, label = dist.sample_labelled(20, torch.Generator().manual_seed(0), device="meta")
+        assert x.device.type == "meta" and label.device.type == "meta" and x.shape == (20, 2) and label.shape == (20,)
+        here, _ = dist.sample_labelled(20, torch.Generator().manual_seed(0))
+        assert torch.equal(here, dist.sample(20, torch.Generator().manual_seed(0)))  # same draws as sample
+
+
+def test_without_a_generator_points_are_drawn_on_the_cpu_from_the_global_seed():
+    torch.manual_seed(0)
+    first = data.get("moons").sample(10)
+    torch.manual_seed(0)
+    assert torch.equal(first, data.get("moons").sample(10)) and first.device.type == "cpu"
+    assert data.get("moons").sample(10, device="meta").device.type == "meta"
+
+
+BAD_DATA_INPUT = [
+    (lambda: data.get("gaussian", mean=(0.0, float("nan"))), ValueError, r"mean\[1\] must be a finite number.*, got nan"),
+    (lambda: data.get("gaussian", mean=3.0), ValueError, "mean must be one or more finite numbers, got 3.0"),
+    (lambda: data.get("gaussian").sample(0), ValueError, "n must be an int >= 1, got 0"),
+    (lambda: data.get("gaussian").sample(2.5), ValueError, "n must be an int >= 1, got 2.5"),
+    (lambda: data.get("moons").sample(True), ValueError, "n must be an int >= 1, got True"),
+    (lambda: data.get("moons").sample_labelled(0), ValueError, "n must be an int >= 1, got 0"),
+    (lambda: data.get("mixture").sample_with_labels(-3), ValueError, "n must be an int >= 1, got -3"),
+    (lambda: data.get("checkerboard").sample_labelled(0), ValueError, "n must be an int >= 1, got 0"),
+    (lambda: data.get("moons", shift=float("inf")), ValueError, "shift must be a finite number.*, got inf"),
+    (lambda: data.get("moons", noise_type="uniform"), ValueError, r"noise_type must be one of \['gaussian', 'diagonal'\]"),
+    (lambda: data.get("pinwheel", rate=float("nan")), ValueError, "rate must be a finite number.*, got nan"),
+    (lambda: data.get("8gaussians", radius=-1.0), ValueError, "radius must be a finite number >= 0, got -1.0"),
+    (lambda: data.get("8gaussians", k=2.0), ValueError, "k must be an int >= 1, got 2.0"),
+    (lambda: data.get("mixture", std=0), ValueError, "std must be a finite number > 0, got 0"),
+    (lambda: data.GaussianMixture("ring", 1.0), TypeError, "means must be an array"),
+    (lambda: data.GaussianMixture(torch.zeros(3), 1.0), ValueError, r"means must have shape \(K, 2\) with K >= 1, got \(3,\)"),
+    (lambda: data.GaussianMixture(torch.full((2, 2), float("nan")), 1.0), ValueError, "means must be finite"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), 1.0, torch.tensor([1.0, -1.0])), ValueError, "weights must be 2"),
+    (lambda: data.GaussianMixture(torch.zeros(2, 2), 1.0, "even"), TypeError, "weights must be 2 numbers"),
+    (lambda: data.get("moons").log_prob(torch.zeros(3, 2)), NotImplementedError, "no closed-form density"),
+    (lambda: data.get("gaussian").log_prob(torch.zeros(3, 2, dtype=torch.long)), TypeError, "x must be a floating-point"),
+    (lambda: data.get("gaussian").log_prob([[0.0, 0.0]]), TypeError, r"x must be a torch.Tensor of shape \(n, 2\)"),
+    (lambda: data.get("mixture").classify(torch.zeros(3)), ValueError, r"x must have shape \(n, 2\)"),
+    (lambda: data.Pixels("picture"), TypeError, "mask must be a boolean array"),
+    (lambda: data.Pixels(torch.zeros(2, 2)), ValueError, "mask must have at least one True cell"),
+    (lambda: data.Pixels(torch.ones(2)), ValueError, r"mask must have shape \(H, W\), got \(2,\)"),
+    (lambda: data.Pixels(torch.ones(2, 2)).inside(torch.zeros(3, 3)), ValueError, r"x must have shape \(n, 2\)"),
+    (lambda: data.get("text", weight="heaviest"), ValueError, "weight must be one of matplotlib's font weights"),
+    (lambda: data.get("text", resolution=100.0), ValueError, "resolution must be an int >= 8, got 100.0"),
+    (lambda: data.from_image(torch.zeros(3, 3), invert="yes"), TypeError, "invert must be True or False, got 'yes'"),
+    (lambda: data.from_image(torch.zeros(3, 3), threshold=True), ValueError, "threshold must be a finite number > 0 and < 1"),
+    (lambda: data.from_image(torch.zeros(3, 3), noise=-0.1), ValueError, "noise must be a finite number >= 0, got -0.1"),
+    (lambda: data.from_image(torch.zeros(3, 3, dtype=torch.int32)), ValueError, "image must hold floats in"),
+    (lambda: data.get(3), TypeError, "name must be a str, one of"),
+    (lambda: data.get("moons", radius=2), TypeError, "bad parameters for dataset 'moons'"),
+    (lambda: data.from_spec(3), TypeError, "spec must be a str"),
+    (lambda: data.from_spec("mooons"), ValueError, "unknown dataset 'mooons'"),
+]
+
+
+@pytest.mark.parametrize("make, error, message", BAD_DATA_INPUT, ids=range(len(BAD_DATA_INPUT)))
+def test_every_bad_argument_of_data_is_named(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

@@ -137,17 +137,17 @@ def test_bad_input():
         RealNVP()(torch.zeros(4, 3))
     with pytest.raises(ValueError, match=r"z must have shape \(n, 6, 2\), got \(4, 6\)"):
         TARFlow(tokens=6, width=16).decode(torch.zeros(4, 6))
-    with pytest.raises(ValueError, match="unknown method 'newton'"):
+    with pytest.raises(ValueError, match=r"method must be one of \['sequential', 'jacobi', 'gs-jacobi'\], got 'newton'"):
         TARFlow(tokens=6, width=16).decode(torch.zeros(4, 6, 2), "newton")
-    with pytest.raises(ValueError, match="group must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="group must be an int >= 1, got 0"):
         TARFlow(tokens=6, width=16).decode(torch.zeros(4, 6, 2), "gs-jacobi", group=0)
     with pytest.raises(ValueError, match="width must be divisible by heads"):
         TARFlow(tokens=6, width=10, heads=4)
     with pytest.raises(ValueError, match="dim must be >= 2"):
         RealNVP(dim=1)
-    with pytest.raises(ValueError, match="layers must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="layers must be an int >= 1, got 0"):
         MAF(layers=0)
-    with pytest.raises(ValueError, match="noise must be >= 0"):
+    with pytest.raises(ValueError, match="noise must be a finite number >= 0"):
         MaximumLikelihood(data.get("moons"), noise=-1.0)
     with pytest.raises(ValueError, match="kinds must be a non-empty selection"):
         Curves(kinds=("zigzag",))
@@ -219,7 +219,7 @@ def test_a_spline_flow_learns_8_gaussians_better_than_an_affine_coupling_flow_of
 
 
 def test_spline_flow_bad_input():
-    with pytest.raises(ValueError, match="bins must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="bins must be an int >= 1, got 0"):
         SplineFlow(bins=0)
     with pytest.raises(ValueError, match=r"bound must be a finite number > 0 .* got -1.0"):
         SplineFlow(bound=-1.0)
@@ -230,7 +230,7 @@ def test_spline_flow_bad_input():
 
 
 def test_denoise_names_a_negative_noise():
-    with pytest.raises(ValueError, match="noise must be >= 0 .* got -1.0"):
+    with pytest.raises(ValueError, match="noise must be a finite number >= 0 .* got -1.0"):
         RealNVP(layers=1).denoise(torch.zeros(2, 2), -1.0)
 
 
@@ -256,6 +256,7 @@ class _GaussianSequences:
     """Sequences ``(n, 4, 2)`` of independent N(0, s²) coordinates: E[x | x + σε] = s²/(s² + σ²)·(x + σε)."""
 
     std = 0.5
+    draws_points = True  # data for batch.draw_batch, not pairs
 
     def sample(self, n, generator=None, device=None):
         return self.std * torch.randn(n, 4, 2, generator=generator, device=device)
@@ -278,11 +279,11 @@ def test_the_learned_denoiser_finds_the_posterior_mean():
 def test_bad_input_of_the_starflow_parts():
     with pytest.raises(ValueError, match=r"group must be an int or one int per block \(2\), got 3 values"):
         TARFlow(tokens=6, blocks=2, width=16).decode(torch.zeros(4, 6, 2), "gs-jacobi", group=[1, 2, 3])
-    with pytest.raises(ValueError, match=r"group\[1\] must be a positive int, got 0"):
+    with pytest.raises(ValueError, match=r"group\[1\] must be an int >= 1, got 0"):
         TARFlow(tokens=6, blocks=2, width=16).decode(torch.zeros(4, 6, 2), "gs-jacobi", group=[1, 0])
     with pytest.raises(ValueError, match=r"layers must be an int or one int per block \(4\), got 2 values"):
         TARFlow(tokens=6, blocks=4, width=16, layers=[1, 2])
-    with pytest.raises(ValueError, match="noise must be > 0"):
+    with pytest.raises(ValueError, match="noise must be a finite number > 0"):
         nf.Denoising(Curves(), noise=0.0)
     with pytest.raises(ValueError, match=r"x must have shape \(n, 4, 2\), got \(3, 8\)"):
         nf.Denoiser(tokens=4)(torch.zeros(3, 8))
@@ -308,7 +309,7 @@ def test_wander_sequences_have_the_dialled_correlation():
     assert x.shape == (20000, 16, 2)
     lag1 = (x[:, 1:] * x[:, :-1]).mean().item()
     assert x.std().item() == pytest.approx(1.0, abs=0.02) and lag1 == pytest.approx(0.6, abs=0.02)
-    with pytest.raises(ValueError, match=r"rho must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"rho must be a finite number >= 0 and < 1 .*, got 1.0"):
         nf.Wander(rho=1.0)
 
 
@@ -323,3 +324,100 @@ def test_jacobi_needs_few_passes_when_tokens_depend_weakly():
         sequential, jacobi = flow.decode(z, "sequential"), flow.decode(z, "jacobi", tol=1e-10)
     assert jacobi.iterations[0] < 12, jacobi.iterations
     torch.testing.assert_close(jacobi.x, sequential.x, atol=1e-8, rtol=0)
+
+
+# the bottom layer: one MLP builder, the device rule, the objective contract, every argument checked --------------
+
+
+def test_the_nf_mlp_is_the_base_mlp_with_its_last_layer_at_zero():
+    from toyflow import _base
+    from toyflow.nf.base import mlp
+
+    toyflow.seed(0)
+    ours = mlp(3, 4, 16, 2)
+    toyflow.seed(0)
+    base = _base.mlp(3, 4, 16, 2)
+    assert [type(m) for m in ours] == [type(m) for m in base]
+    for a, b in zip(list(ours.parameters())[:-2], list(base.parameters())[:-2]):
+        assert torch.equal(a, b)  # same layers, same initial weights: notebook numbers do not move
+    assert not ours[-1].weight.any() and not ours[-1].bias.any()
+
+
+def test_sequence_data_follow_the_device_rule_and_count_as_data_for_draw_batch():
+    from toyflow.batch import draw_batch
+
+    for dist in (Curves(length=5), nf.Wander(length=5)):
+        x = dist.sample(4, torch.Generator().manual_seed(0), device="meta")
+        assert x.device.type == "meta" and x.shape == (4, 5, 2)
+        batch = draw_batch(dist, 4, nf.Denoiser(tokens=5), torch.Generator().manual_seed(0))
+        assert batch.x0 is None and torch.equal(batch.x1, dist.sample(4, torch.Generator().manual_seed(0)))
+
+
+def test_the_objectives_give_float64_losses_for_float64_data_and_models():
+    class Float64Curves(Curves):
+        def sample(self, n, generator=None, device=None):
+            return super().sample(n, generator, device).double()
+
+    data64 = Float64Curves(length=4)
+    flow = TARFlow(tokens=4, channels=2, blocks=1, width=8, heads=2).double()
+    assert MaximumLikelihood(data64, batch_size=4, noise=0.1)(flow).dtype == torch.float64
+    assert nf.Denoising(data64, noise=0.1, batch_size=4)(nf.Denoiser(tokens=4, hidden=8).double()).dtype == torch.float64
+
+
+class _NoMarker:
+    def sample(self, n, generator=None, device=None):
+        return torch.zeros(n, 2)
+
+
+BAD_NF_INPUT = [
+    (lambda: RealNVP(hidden=0), ValueError, "hidden must be an int >= 1, got 0"),
+    (lambda: RealNVP(depth=1.5), ValueError, "depth must be an int >= 1, got 1.5"),
+    (lambda: MAF(dim=0), ValueError, "dim must be an int >= 1, got 0"),
+    (lambda: nf.AffineCoupling(torch.ones(2)), ValueError, "mask must hold both 0 .* and 1"),
+    (lambda: nf.AffineCoupling(torch.tensor([0, 2])), ValueError, "mask must hold both 0"),
+    (lambda: nf.AffineCoupling(torch.ones(2, 2)), TypeError, "mask must be a 1-D tensor"),
+    (lambda: nf.AffineCoupling(torch.tensor([0, 1]), bound=0.0), ValueError, "bound must be a finite number > 0"),
+    (lambda: nf.AffineCoupling(torch.tensor([0, 1]), hidden=0), ValueError, "hidden must be an int >= 1"),
+    (lambda: nf.MaskedAutoregressive(torch.tensor([0, 0])), ValueError, r"order must be a permutation of 0 … 1, got \[0, 0\]"),
+    (lambda: nf.MADE(torch.tensor([0.0, 1.0])), TypeError, "order must be a 1-D integer tensor"),
+    (lambda: nf.MaskedAutoregressive(torch.tensor([1, 0]), bound=-1.0), ValueError, "bound must be a finite number > 0"),
+    (lambda: nf.SplineCoupling(torch.tensor([1, 1])), ValueError, "mask must hold both 0"),
+    (lambda: nf.SplineCoupling(torch.tensor([0, 1]), bins=0), ValueError, "bins must be an int >= 1, got 0"),
+    (lambda: nf.SplineCoupling(torch.tensor([0, 1]), bound=float("inf")), ValueError, "bound must be a finite number > 0"),
+    (lambda: TARFlow(tokens=0), ValueError, "tokens must be an int >= 1, got 0"),
+    (lambda: TARFlow(tokens=4, blocks=0), ValueError, "blocks must be an int >= 1, got 0"),
+    (lambda: TARFlow(tokens=4, heads=0), ValueError, "heads must be an int >= 1, got 0"),
+    (lambda: TARFlow(tokens=4, width=16).decode(torch.zeros(2, 4, 2), tol=-1.0), ValueError, "tol must be a finite number >= 0"),
+    (lambda: TARFlow(tokens=4, width=16).decode(torch.zeros(2, 4, 2), max_iterations=0), ValueError,
+     "max_iterations must be an int >= 1, got 0"),
+    (lambda: nf.AutoregressiveBlock(4, 2, 16, 1, 2, reverse="yes"), TypeError, "reverse must be True or False"),
+    (lambda: nf.AutoregressiveBlock(4, 2, 16, 1, 2, reverse=False, bound=0), ValueError, "bound must be a finite number > 0"),
+    (lambda: nf.CausalTransformer(4, 2, width=10, heads=4), ValueError, "width must be divisible by heads"),
+    (lambda: nf.CausalTransformer(4, 2, layers=0), ValueError, "layers must be an int >= 1, got 0"),
+    (lambda: nf.deep_shallow(4, shallow=-1), ValueError, "shallow must be an int >= 0, got -1"),
+    (lambda: nf.deep_shallow(4, deep_layers=0), ValueError, "deep_layers must be an int >= 1, got 0"),
+    (lambda: RealNVP().sample(0), ValueError, "n must be an int >= 1, got 0"),
+    (lambda: RealNVP().denoise(torch.zeros(2, 2), noise=float("nan")), ValueError, "noise must be a finite number >= 0"),
+    (lambda: MaximumLikelihood("moons"), TypeError, "data must draw points: a data.Distribution, .* got str"),
+    (lambda: MaximumLikelihood(_NoMarker()), TypeError, "data must draw points: .* draws_points = True"),
+    (lambda: MaximumLikelihood(data.get("moons"), batch_size=0), ValueError, "batch_size must be an int >= 1, got 0"),
+    (lambda: MaximumLikelihood(data.get("moons"), noise=float("inf")), ValueError, "noise must be a finite number >= 0"),
+    (lambda: nf.Denoising(3, noise=0.1), TypeError, "data must draw points"),
+    (lambda: nf.Denoising(Curves(), noise=0.1, batch_size=0), ValueError, "batch_size must be an int >= 1, got 0"),
+    (lambda: nf.Denoiser(tokens=0), ValueError, "tokens must be an int >= 1, got 0"),
+    (lambda: nf.Denoiser(tokens=4, depth=0), ValueError, "depth must be an int >= 1, got 0"),
+    (lambda: Curves(noise=-0.1), ValueError, "noise must be a finite number >= 0, got -0.1"),
+    (lambda: Curves(kinds="arc"), TypeError, "kinds must be a tuple of names"),
+    (lambda: Curves(kinds=()), ValueError, "kinds must be a non-empty selection"),
+    (lambda: Curves(length=2.0), ValueError, "length must be an int >= 2, got 2.0"),
+    (lambda: Curves().sample(0), ValueError, "n must be an int >= 1, got 0"),
+    (lambda: nf.Wander(length=0), ValueError, "length must be an int >= 1, got 0"),
+    (lambda: nf.Wander(rho=-0.1), ValueError, "rho must be a finite number >= 0 and < 1"),
+    (lambda: nf.Wander().sample(1.0), ValueError, "n must be an int >= 1, got 1.0"),
+]
+
+
+@pytest.mark.parametrize("make, error, message", BAD_NF_INPUT, ids=range(len(BAD_NF_INPUT)))
+def test_every_bad_argument_of_nf_is_named(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

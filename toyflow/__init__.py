@@ -24,6 +24,7 @@ from . import (
     metrics,
     models,
     nf,
+    pairs,
     paths,
     rectify,
     refine,
@@ -33,13 +34,14 @@ from . import (
     search,
     solvers,
     train,
+    transport,
 )
 
 __version__ = "0.1.0"
 __all__ = [
     "blockwise", "closed_form", "couplings", "data", "device", "finetune", "flow_matching", "flowmap", "guidance",
-    "latent", "meanflow", "metrics", "models", "nf", "paths", "rectify", "refine", "restore", "schedules", "sde",
-    "search", "seed", "solvers", "train",
+    "latent", "meanflow", "metrics", "models", "nf", "pairs", "paths", "rectify", "refine", "restore", "schedules", "sde",
+    "search", "seed", "solvers", "train", "transport",
 ]
 
 

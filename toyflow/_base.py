@@ -132,8 +132,8 @@ def check_number(
     if not inside:
         bounds = [f"{'>' if low_open else '>='} {low}" if low is not None else "",
                   f"{'<' if high_open else '<='} {high}" if high is not None else ""]
-        allowed = " and ".join(b for b in bounds if b) or "finite"
-        raise ValueError(f"{name} must be a finite number {allowed}{f' ({why})' if why else ''}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number{' and'.join(f' {b}' for b in bounds if b)}"
+                         f"{f' ({why})' if why else ''}, got {value!r}")
     return number
 
 

@@ -2,10 +2,11 @@
 
 Every distribution is an object with ``sample(n, generator=None, device=None) -> (n, 2)``;
 those whose density is known in closed form also have ``log_prob(x) -> (n,)``.
-All are drawn with torch alone, so one ``torch.Generator`` makes them reproducible and
-they are created directly on the requested device. Default sizes put every data set in
-roughly ``[-5, 5]²`` (the scale of torchcfm's 8 gaussians), so any two can be paired; text (``get("text",
-text="RF")``) is 6 high and at most 12 wide, so that letters stand out of an ``N(0, I)`` source.
+All are drawn with torch alone, by the device rule of :mod:`toyflow._base` (on the generator's device, the CPU
+without one, then moved to ``device``), so one ``torch.Generator`` makes them reproducible on any device.
+Default sizes put every data set in roughly ``[-5, 5]²`` (the scale of torchcfm's 8 gaussians), so any two
+can be paired; text (``get("text", text="RF")``) is 6 high and at most 12 wide, so that letters stand out of
+an ``N(0, I)`` source.
 
 >>> import toyflow
 >>> x = toyflow.data.get("moons").sample(4, generator=torch.Generator().manual_seed(0))
@@ -21,6 +22,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._base import (
+    check_choice,
+    check_int,
+    check_number,
+    check_points,
+    draw_device,
+    multinomial,
+    rand,
+    randint,
+    randn,
+)
+
 
 class Distribution:
     """A 2D distribution: ``sample`` always, ``log_prob`` where the density is known."""
@@ -31,15 +44,14 @@ class Distribution:
     def sample(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> Tensor:
-        """Draw ``n`` points, shape ``(n, dim)``, on ``device`` (default: the generator's, else CPU)."""
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        # the device rule: draw on the generator's device, then move to the one asked for
-        draw = generator.device if generator is not None else torch.device(device if device is not None else "cpu")
-        x = self._sample(n, generator, draw)
+        """Draw ``n`` points, shape ``(n, dim)``, on ``device`` (default: where they were drawn, the generator's
+        device or the CPU)."""
+        check_int("n", n)
+        x = self._sample(n, generator, draw_device(generator))
         return x if device is None else x.to(device)
 
     def _sample(self, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+        """``n`` points drawn on ``device``, the generator's (the ``_base`` draws put them there)."""
         raise NotImplementedError
 
     def log_prob(self, x: Tensor) -> Tensor:
@@ -50,20 +62,7 @@ class Distribution:
         )
 
     def _check_points(self, x: Tensor) -> None:
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
-
-
-def _randn(n: int, d: int, generator, device) -> Tensor:
-    return torch.randn(n, d, generator=generator, device=device)
-
-
-def _rand(n: int, generator, device) -> Tensor:
-    return torch.rand(n, generator=generator, device=device)
-
-
-def _randint(high: int, n: int, generator, device) -> Tensor:
-    return torch.randint(high, (n,), generator=generator, device=device)
+        check_points("x", x, self.dim)
 
 
 def _polar(radius: Tensor | float, angle: Tensor) -> Tensor:
@@ -71,24 +70,20 @@ def _polar(radius: Tensor | float, angle: Tensor) -> Tensor:
     return torch.as_tensor(radius)[..., None] * torch.stack([angle.cos(), angle.sin()], 1)
 
 
-def _positive(name: str, value: float, low: str = "> 0") -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or not (number > 0 if low == "> 0" else number >= 0):
-        raise ValueError(f"{name} must be a finite number {low}, got {value!r}")
-    return number
+def _positive(name: str, value: float) -> float:
+    return check_number(name, value, low=0, low_open=True)
 
 
 def _non_negative(name: str, value: float) -> float:
-    return _positive(name, value, ">= 0")
+    return check_number(name, value, low=0)
 
 
-def _count(name: str, value: int, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
+def _as_tensor(name: str, value: object, expected: str) -> Tensor:
+    """``value`` as a tensor, or a ``TypeError`` naming ``name`` and what was ``expected``."""
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}") from None
 
 
 @dataclass
@@ -101,13 +96,15 @@ class Gaussian(Distribution):
 
     def __post_init__(self):
         _positive("std", self.std)
-        if len(self.mean) < 1 or not all(math.isfinite(m) for m in self.mean):
+        if not isinstance(self.mean, (tuple, list)) or len(self.mean) < 1:
             raise ValueError(f"mean must be one or more finite numbers, got {self.mean!r}")
+        for k, m in enumerate(self.mean):
+            check_number(f"mean[{k}]", m)
         self.dim = len(self.mean)
 
     def _sample(self, n, generator, device):
         mean = torch.tensor(self.mean, device=device)
-        return mean + self.std * _randn(n, self.dim, generator, device)
+        return mean + self.std * randn((n, self.dim), generator)
 
     def log_prob(self, x: Tensor) -> Tensor:
         self._check_points(x)
@@ -127,12 +124,14 @@ class GaussianMixture(Distribution):
     has_log_prob = True
 
     def __init__(self, means: Tensor, std: float, weights: Tensor | None = None):
-        self.means = torch.as_tensor(means, dtype=torch.float32)
-        if self.means.ndim != 2 or self.means.shape[1] != 2:
-            raise ValueError(f"means must have shape (K, 2), got {tuple(self.means.shape)}")
+        self.means = _as_tensor("means", means, "an array (K, 2)").float()
+        if self.means.ndim != 2 or self.means.shape[1] != 2 or len(self.means) == 0:
+            raise ValueError(f"means must have shape (K, 2) with K >= 1, got {tuple(self.means.shape)}")
+        if not torch.isfinite(self.means).all():
+            raise ValueError(f"means must be finite, got {self.means.tolist()}")
         self.std = _positive("std", std)
         k = len(self.means)
-        self.weights = torch.ones(k) / k if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+        self.weights = torch.ones(k) / k if weights is None else _as_tensor("weights", weights, f"{k} numbers").float()
         if self.weights.shape != (k,) or (self.weights < 0).any() or not self.weights.sum() > 0:
             raise ValueError(f"weights must be {k} non-negative numbers, not all 0, got {self.weights.tolist()}")
         self.weights = self.weights / self.weights.sum()
@@ -141,10 +140,10 @@ class GaussianMixture(Distribution):
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> tuple[Tensor, Tensor]:
         """Draw ``n`` points and the index of the component each came from: ``(n, 2)``, ``(n,)``."""
-        _count("n", n)
-        draw = generator.device if generator is not None else torch.device(device if device is not None else "cpu")
-        labels = torch.multinomial(self.weights.to(draw), n, replacement=True, generator=generator)
-        x = self.means.to(draw)[labels] + self.std * _randn(n, 2, generator, draw)
+        check_int("n", n)
+        draw = draw_device(generator)
+        labels = multinomial(self.weights.to(draw), n, generator=generator)  # (n,)
+        x = self.means.to(draw)[labels] + self.std * randn((n, 2), generator)
         return (x, labels) if device is None else (x.to(device), labels.to(device))
 
     def _sample(self, n, generator, device):
@@ -169,7 +168,7 @@ class GaussianMixture(Distribution):
 def ring_of_gaussians(k: int = 8, radius: float = 5.0, std: float = 0.1**0.25) -> GaussianMixture:
     """``k`` Gaussians evenly spaced on a circle; the default is torchcfm's ``sample_8gaussians``
     (radius 5, covariance ``√0.1·I``)."""
-    _count("k", k)
+    check_int("k", k)
     _non_negative("radius", radius)
     angle = torch.arange(k) * 2 * math.pi / k
     return GaussianMixture(_polar(radius, angle), std)
@@ -198,8 +197,8 @@ class Moons(Distribution):
     def __post_init__(self):
         _non_negative("noise", self.noise)
         _positive("scale", self.scale)
-        if self.noise_type not in ("gaussian", "diagonal"):
-            raise ValueError(f"noise_type must be 'gaussian' or 'diagonal', got {self.noise_type!r}")
+        check_number("shift", self.shift)
+        check_choice("noise_type", self.noise_type, ("gaussian", "diagonal"))
 
     classes = 2  # label 1: the upper moon, 0: the lower one
 
@@ -209,22 +208,22 @@ class Moons(Distribution):
     def sample_labelled(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Draw ``n`` points and their moon (1 upper, 0 lower): ``(n, 2)``, ``(n,)``; same draws as ``sample``."""
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        device = device if device is not None else generator.device if generator is not None else "cpu"
-        return self._sample_labelled(n, generator, torch.device(device))
+        """Draw ``n`` points and their moon (1 upper, 0 lower): ``(n, 2)``, ``(n,)``; same draws as ``sample``,
+        by the device rule (drawn on the generator's device, then moved to ``device``)."""
+        check_int("n", n)
+        x, label = self._sample_labelled(n, generator, draw_device(generator))
+        return (x, label) if device is None else (x.to(device), label.to(device))
 
     def _sample_labelled(self, n, generator, device):
-        angle = math.pi * _rand(n, generator, device)
-        upper = _randint(2, n, generator, device).bool()
+        angle = math.pi * rand(n, generator)
+        upper = randint(2, n, generator).bool()
         x = torch.where(upper, angle.cos(), 1 - angle.cos())
         y = torch.where(upper, angle.sin(), 0.5 - angle.sin())
         points = torch.stack([x, y], 1)
         if self.noise_type == "gaussian":
-            points = points + self.noise * _randn(n, 2, generator, device)
+            points = points + self.noise * randn((n, 2), generator)
         else:
-            points = points + self.noise * _rand(n, generator, device)[:, None]
+            points = points + self.noise * rand(n, generator)[:, None]
         return self.scale * points + self.shift, upper.long()
 
     def classify(self, x: Tensor) -> Tensor:
@@ -252,9 +251,9 @@ class Circles(Distribution):
         _non_negative("noise", self.noise)
 
     def _sample(self, n, generator, device):
-        angle = 2 * math.pi * _rand(n, generator, device)
-        r = torch.where(_randint(2, n, generator, device).bool(), self.radius, self.factor * self.radius)
-        return _polar(r, angle) + self.noise * self.radius * _randn(n, 2, generator, device)
+        angle = 2 * math.pi * rand(n, generator)
+        r = torch.where(randint(2, n, generator).bool(), self.radius, self.factor * self.radius)
+        return _polar(r, angle) + self.noise * self.radius * randn((n, 2), generator)
 
 
 @dataclass
@@ -269,9 +268,9 @@ class SwissRoll(Distribution):
         _non_negative("noise", self.noise)
 
     def _sample(self, n, generator, device):
-        theta = 1.5 * math.pi * (1 + 2 * _rand(n, generator, device))
+        theta = 1.5 * math.pi * (1 + 2 * rand(n, generator))
         roll = torch.stack([theta * theta.cos(), theta * theta.sin()], 1) / (4.5 * math.pi)
-        return self.size * (roll + self.noise * _randn(n, 2, generator, device) / 4.5)
+        return self.size * (roll + self.noise * randn((n, 2), generator) / 4.5)
 
 
 @dataclass
@@ -283,15 +282,15 @@ class Checkerboard(Distribution):
     has_log_prob = True
 
     def __post_init__(self):
-        _count("cells", self.cells, minimum=2)
+        check_int("cells", self.cells, minimum=2)
         if self.cells % 2:
             raise ValueError(f"cells must be even (each row holds cells/2 black squares), got {self.cells}")
         _positive("size", self.size)
 
     def _sample(self, n, generator, device):
-        col = _randint(self.cells, n, generator, device)
-        row = 2 * _randint(self.cells // 2, n, generator, device) + (col % 2)
-        cell = torch.stack([col, row], 1) + torch.rand(n, 2, generator=generator, device=device)
+        col = randint(self.cells, n, generator)
+        row = 2 * randint(self.cells // 2, n, generator) + (col % 2)
+        cell = torch.stack([col, row], 1) + rand((n, 2), generator)
         return (2 * cell / self.cells - 1) * self.size
 
     @property
@@ -335,9 +334,9 @@ class Spirals(Distribution):
         _non_negative("noise", self.noise)
 
     def _sample(self, n, generator, device):
-        r = _rand(n, generator, device).sqrt()  # uniform along the arc length, roughly
-        angle = 2 * math.pi * self.turns * r + math.pi * _randint(2, n, generator, device)
-        return self.size * (_polar(r, angle) + self.noise * _randn(n, 2, generator, device))
+        r = rand(n, generator).sqrt()  # uniform along the arc length, roughly
+        angle = 2 * math.pi * self.turns * r + math.pi * randint(2, n, generator)
+        return self.size * (_polar(r, angle) + self.noise * randn((n, 2), generator))
 
 
 @dataclass
@@ -351,17 +350,16 @@ class Pinwheel(Distribution):
     rate: float = 0.25
 
     def __post_init__(self):
-        _count("arms", self.arms)
+        check_int("arms", self.arms)
         _positive("size", self.size)
         _non_negative("radial_std", self.radial_std)
         _non_negative("tangential_std", self.tangential_std)
-        if not math.isfinite(self.rate):
-            raise ValueError(f"rate must be a finite number, got {self.rate!r}")
+        check_number("rate", self.rate)
 
     def _sample(self, n, generator, device):
-        radial = 1 + self.radial_std * _randn(n, 1, generator, device)
-        tangent = self.tangential_std * _randn(n, 1, generator, device)
-        arm = _randint(self.arms, n, generator, device)
+        radial = 1 + self.radial_std * randn((n, 1), generator)
+        tangent = self.tangential_std * randn((n, 1), generator)
+        arm = randint(self.arms, n, generator)
         angle = 2 * math.pi * arm / self.arms + self.rate * torch.exp(radial[:, 0])
         rotation = torch.stack([angle.cos(), -angle.sin(), angle.sin(), angle.cos()], 1).view(n, 2, 2)
         points = torch.cat([radial, tangent], 1)[:, :, None]  # (n, 2, 1)
@@ -377,16 +375,16 @@ class Rings(Distribution):
     noise: float = 0.08
 
     def __post_init__(self):
-        _count("count", self.count)
+        check_int("count", self.count)
         _positive("size", self.size)
         _non_negative("noise", self.noise)
 
     def _sample(self, n, generator, device):
         k = torch.arange(1, self.count + 1, device=device, dtype=torch.float32)
-        ring = torch.multinomial(k / k.sum(), n, replacement=True, generator=generator)
+        ring = multinomial(k / k.sum(), n, generator=generator)  # (n,)
         r = self.size * (ring + 1) / self.count
-        angle = 2 * math.pi * _rand(n, generator, device)
-        return _polar(r, angle) + self.noise * self.size * _randn(n, 2, generator, device)
+        angle = 2 * math.pi * rand(n, generator)
+        return _polar(r, angle) + self.noise * self.size * randn((n, 2), generator)
 
 
 class Pixels(Distribution):
@@ -406,7 +404,7 @@ class Pixels(Distribution):
     """
 
     def __init__(self, mask, width: float = 4.0, height: float = 4.0, noise: float = 0.05):
-        mask = torch.as_tensor(mask).bool().cpu()
+        mask = _as_tensor("mask", mask, "a boolean array (H, W)").bool().cpu()
         if mask.ndim != 2:
             raise ValueError(f"mask must have shape (H, W), got {tuple(mask.shape)}")
         if not mask.any():
@@ -425,9 +423,9 @@ class Pixels(Distribution):
     def _sample(self, n, generator, device):
         if device not in self._on_device:
             self._on_device[device] = self.corners.to(device)
-        corners = self._on_device[device][_randint(len(self.corners), n, generator, device)]  # (n, 2)
-        inside = self.cell * torch.rand(n, 2, generator=generator, device=device)
-        return corners + inside + self.noise * _randn(n, 2, generator, device)
+        corners = self._on_device[device][randint(len(self.corners), n, generator)]  # (n, 2)
+        inside = self.cell * rand((n, 2), generator)
+        return corners + inside + self.noise * randn((n, 2), generator)
 
     def inside(self, x: Tensor) -> Tensor:
         """Whether each point of ``x`` ``(n, 2)`` lies in a filled cell: ``(n,)`` booleans."""
@@ -457,7 +455,7 @@ class Text(Pixels):
     def __init__(self, text: str = "RF", width: float = 6.0, height: float = 3.0, noise: float = 0.05,
                  weight: str = "bold", resolution: int = 200):
         import numpy as np
-        from matplotlib.font_manager import FontProperties
+        from matplotlib.font_manager import FontProperties, weight_dict
         from matplotlib.path import Path
         from matplotlib.textpath import TextPath
 
@@ -467,7 +465,9 @@ class Text(Pixels):
             raise ValueError("text must be a non-empty string, got ''")
         if not text.strip():
             raise ValueError(f"text must hold at least one visible character, got only white space {text!r}")
-        _count("resolution", resolution, minimum=8)
+        check_int("resolution", resolution, minimum=8)
+        if not isinstance(weight, str) or weight not in weight_dict:
+            raise ValueError(f"weight must be one of matplotlib's font weights {sorted(weight_dict)}, got {weight!r}")
         glyphs = TextPath((0, 0), text, size=1, prop=FontProperties(family="DejaVu Sans", weight=weight))
         outlines = glyphs.to_polygons(closed_only=True)
         if not outlines:
@@ -518,13 +518,10 @@ def from_image(image, threshold: float = 0.5, invert: bool = False, size: float 
         pass
     elif array.ndim != 2:
         raise ValueError(f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
-    try:
-        number = float(threshold)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(threshold, bool) or not 0 < number < 1:
-        raise ValueError(f"threshold must be a number in (0, 1) (grey values run from 0 black to 1 white), "
-                         f"got {threshold!r}")
+    number = check_number("threshold", threshold, low=0, high=1, low_open=True, high_open=True,
+                          why="grey values run from 0 black to 1 white")
+    if not isinstance(invert, bool):
+        raise TypeError(f"invert must be True or False, got {invert!r}")
     if array.dtype == bool:
         grey = np.where(array if array.ndim == 2 else array[..., 0], 0.0, 1.0)  # True marks the pixels to use
     else:
@@ -578,6 +575,8 @@ def names() -> list[str]:
 def get(name: str, **params) -> Distribution:
     """The distribution called ``name``, built with ``params``: ``get("8gaussians", radius=4)``,
     ``get("text", text="RF")``, ``get("image", image="star.png")``."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, one of {names()}, got {type(name).__name__} {name!r}")
     build = REGISTRY.get(name, FROM_INPUT.get(name))
     if build is None:
         raise ValueError(f"unknown dataset {name!r}; choose one of {names()}")

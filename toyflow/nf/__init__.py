@@ -6,16 +6,18 @@
 - :mod:`~toyflow.nf.autoregressive`: MAF, masked autoregressive layers (MADE).
 - :mod:`~toyflow.nf.spline`: neural spline flow, rational-quadratic spline coupling layers.
 - :mod:`~toyflow.nf.tarflow`: TARFlow, causal-transformer blocks, inverted sequentially, by Jacobi
-  or by Gauss–Seidel–Jacobi iteration; STARFlow's deep–shallow arrangement and learned denoiser.
-- :mod:`~toyflow.nf.curves`: short noisy 2D curves, the toy sequences TARFlow learns.
+  or by Gauss–Seidel–Jacobi iteration; STARFlow's deep–shallow arrangement.
+- :mod:`~toyflow.nf.denoise`: STARFlow's learned denoising step and its objective.
+- :mod:`~toyflow.nf.curves`: the toy sequences TARFlow learns: short noisy 2D curves, and random walks.
 """
 
 from .autoregressive import MADE, MAF, MaskedAutoregressive
 from .base import Flow, MaximumLikelihood, standard_normal_log_prob
 from .coupling import AffineCoupling, RealNVP
-from .curves import Curves
+from .curves import Curves, Wander
+from .denoise import Denoiser, Denoising
 from .spline import SplineCoupling, SplineFlow, rational_quadratic_spline
-from .tarflow import AutoregressiveBlock, CausalTransformer, Decoding, Denoiser, Denoising, TARFlow, Wander, deep_shallow
+from .tarflow import AutoregressiveBlock, CausalTransformer, Decoding, TARFlow, deep_shallow
 
 __all__ = [
     "MADE", "MAF", "AffineCoupling", "AutoregressiveBlock", "CausalTransformer", "Curves", "Decoding", "Denoiser",

@@ -26,7 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Flow, affine_forward, affine_inverse, check_positive, soft_clamp
+from .base import Flow, affine_forward, affine_inverse, check_bound, check_ints, soft_clamp
+
+
+def check_order(order: object) -> Tensor:
+    """``order`` if it is a permutation of ``0 … d − 1`` (an int64 tensor ``(d,)``), else a ``TypeError``/``ValueError``."""
+    if not isinstance(order, Tensor) or order.ndim != 1 or order.is_floating_point():
+        raise TypeError(f"order must be a 1-D integer tensor, a permutation of 0 … d − 1, got {order!r}")
+    if sorted(order.tolist()) != list(range(len(order))):
+        raise ValueError(f"order must be a permutation of 0 … {len(order) - 1}, got {order.tolist()}")
+    return order
 
 
 class MaskedLinear(nn.Linear):
@@ -55,6 +64,8 @@ class MADE(nn.Module):
 
     def __init__(self, order: Tensor, hidden: int = 64, depth: int = 2):
         super().__init__()
+        check_order(order)
+        check_ints(hidden=hidden, depth=depth)
         dim = len(order)
         rank = torch.empty(dim, dtype=torch.long)
         rank[order] = torch.arange(1, dim + 1)
@@ -85,7 +96,7 @@ class MaskedAutoregressive(nn.Module):
         super().__init__()
         self.register_buffer("order", order)
         self.made = MADE(order, hidden, depth)
-        self.bound = bound
+        self.bound = check_bound(bound)
 
     def _params(self, x: Tensor) -> tuple[Tensor, Tensor]:
         shift, log_scale = self.made(x)
@@ -107,7 +118,7 @@ class MAF(Flow):
     """A stack of ``layers`` MAF layers on ``(n, dim)`` points, the order reversed between layers."""
 
     def __init__(self, dim: int = 2, layers: int = 8, hidden: int = 64, depth: int = 2):
-        check_positive(dim=dim, layers=layers, hidden=hidden, depth=depth)
+        check_ints(dim=dim, layers=layers, hidden=hidden, depth=depth)
         order = torch.arange(dim)
         super().__init__([MaskedAutoregressive(order if k % 2 == 0 else order.flip(0), hidden, depth) for k in range(layers)],
                          (dim,))

@@ -28,7 +28,10 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from .._base import model_device, randn
+from .. import _base
+from .._base import check_int, check_number, randn
+from ..batch import draw_batch, mean_loss
+from ..data import Distribution
 
 
 def affine_forward(x: Tensor, shift: Tensor, log_scale: Tensor) -> tuple[Tensor, Tensor]:
@@ -47,21 +50,45 @@ def soft_clamp(log_scale: Tensor, bound: float) -> Tensor:
 
 
 def mlp(inputs: int, outputs: int, hidden: int, depth: int) -> nn.Sequential:
-    """An MLP with ``depth`` hidden SiLU layers whose last layer starts at zero (the layer starts as the identity)."""
-    layers: list[nn.Module] = []
-    for width in [inputs] + [hidden] * (depth - 1):
-        layers += [nn.Linear(width, hidden), nn.SiLU()]
-    layers.append(nn.Linear(hidden, outputs))
-    nn.init.zeros_(layers[-1].weight)
-    nn.init.zeros_(layers[-1].bias)
-    return nn.Sequential(*layers)
+    """:func:`toyflow._base.mlp` (``depth`` hidden SiLU layers) whose last layer starts at zero, so a layer whose
+    shift and log-scale it computes starts as the identity."""
+    net = _base.mlp(inputs, outputs, hidden, depth)
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    return net
 
 
-def check_positive(**values: int) -> None:
-    """Raise a ``ValueError`` naming the first argument that is not a positive int."""
+def check_ints(**values: int) -> None:
+    """:func:`toyflow._base.check_int` on each named value (a ``ValueError`` naming the first that is not an int >= 1)."""
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int(name, value)
+
+
+def check_bound(bound: float) -> float:
+    """The soft clamp of the log-scales, a finite number > 0."""
+    return check_number("bound", bound, low=0, low_open=True, why="log-scales are soft-clamped to (-bound, bound)")
+
+
+def check_mask(mask: object) -> Tensor:
+    """``mask`` if it is a 1-D tensor of 0s and 1s with both values present (a coupling keeps some coordinates and
+    moves the others), else a ``ValueError``/``TypeError``."""
+    if not isinstance(mask, Tensor) or mask.ndim != 1:
+        shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+        raise TypeError(f"mask must be a 1-D tensor of 0s and 1s, got {shape}")
+    values = set(mask.tolist())
+    if not values <= {0, 1} or len(values) < 2:
+        raise ValueError(f"mask must hold both 0 (moved) and 1 (kept) and nothing else, got {mask.tolist()}")
+    return mask
+
+
+def check_samples(data: object, name: str = "data") -> None:
+    """Raise a ``TypeError`` unless ``data`` draws points for :func:`toyflow.batch.draw_batch`: a
+    :class:`toyflow.data.Distribution`, or an object with ``sample(n, generator, device)`` and ``draws_points = True``
+    (as :class:`~toyflow.nf.curves.Curves`)."""
+    draws_points = isinstance(data, Distribution) or getattr(data, "draws_points", False)
+    if not callable(getattr(data, "sample", None)) or not draws_points:
+        raise TypeError(f"{name} must draw points: a data.Distribution, or an object with sample(n, generator, device) "
+                        f"and draws_points = True such as nf.Curves(), got {type(data).__name__}")
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
@@ -121,8 +148,8 @@ class Flow(nn.Module):
 
         ``z`` is drawn on the generator's device (toyflow's device rule), then moved to the flow's: a CPU
         generator gives the same latents to a flow on any device."""
-        check_positive(n=n)
-        device = model_device(self)
+        check_int("n", n)
+        device = _base.model_device(self)
         z = randn((n, *self.event_shape), generator, device=device)
         with torch.no_grad():
             return self.inverse(z)[0]
@@ -130,8 +157,7 @@ class Flow(nn.Module):
     def denoise(self, x: Tensor, noise: float) -> Tensor:
         """Tweedie's formula ``E[x_clean | x] = x + σ²∇log p(x)``, for a flow trained on data blurred by
         ``N(0, σ² I)`` with ``σ = noise``: one gradient step takes the training noise back out of its samples."""
-        if not noise >= 0:
-            raise ValueError(f"noise must be >= 0 (the training noise's standard deviation), got {noise}")
+        check_number("noise", noise, low=0, why="the training noise's standard deviation")
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             score = torch.autograd.grad(self.log_prob(x).sum(), x)[0]
@@ -139,7 +165,10 @@ class Flow(nn.Module):
 
 
 class Samples(Protocol):
-    """Anything that draws samples: a :mod:`toyflow.data` distribution, :class:`~toyflow.nf.curves.Curves`."""
+    """Anything that draws samples: a :mod:`toyflow.data` distribution, :class:`~toyflow.nf.curves.Curves`
+    (which marks itself ``draws_points = True`` for :func:`toyflow.batch.draw_batch`)."""
+
+    draws_points: bool
 
     def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> Tensor: ...
 
@@ -148,11 +177,13 @@ class Samples(Protocol):
 class MaximumLikelihood:
     """The objective ``−mean log p_θ(x)`` over fresh batches of ``batch_size`` draws of ``data``, for ``train.fit``.
 
+    The batch comes from :func:`toyflow.batch.draw_batch` (data only: on the flow's device, in the data's dtype);
+    the loss per point is the negative log-likelihood in nats per sample, reduced by :func:`toyflow.batch.mean_loss`.
     With ``noise > 0`` each batch is blurred by ``N(0, noise² I)`` first, as TARFlow trains (Zhai et al. 2024):
     the flow then learns a slightly smoothed density, and its samples can be denoised with its own score.
 
     Args:
-        data: anything with ``sample(n, generator, device)``.
+        data: a distribution, or anything with ``sample(n, generator, device)`` and ``draws_points = True``.
         batch_size: samples per step.
         noise: standard deviation of the training noise.
     """
@@ -162,13 +193,12 @@ class MaximumLikelihood:
     noise: float = 0.0
 
     def __post_init__(self):
-        check_positive(batch_size=self.batch_size)
-        if not self.noise >= 0:
-            raise ValueError(f"noise must be >= 0, got {self.noise}")
+        check_samples(self.data)
+        check_int("batch_size", self.batch_size)
+        check_number("noise", self.noise, low=0, why="the training noise's standard deviation")
 
     def __call__(self, model: Flow, generator: torch.Generator | None = None) -> Tensor:
-        device = model_device(model)
-        x = self.data.sample(self.batch_size, generator, device)
+        x = draw_batch(self.data, self.batch_size, model, generator).x1
         if self.noise > 0:
-            x = x + self.noise * randn(x.shape, generator, device=device, dtype=x.dtype)
-        return -model.log_prob(x).mean()
+            x = x + self.noise * randn(x.shape, generator, device=x.device, dtype=x.dtype)
+        return mean_loss(-model.log_prob(x))  # (B,): nats per sample

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import Flow, affine_forward, affine_inverse, check_positive, mlp, soft_clamp
+from .base import Flow, affine_forward, affine_inverse, check_bound, check_ints, check_mask, mlp, soft_clamp
 
 
 class AffineCoupling(nn.Module):
@@ -35,8 +35,9 @@ class AffineCoupling(nn.Module):
 
     def __init__(self, mask: Tensor, hidden: int = 64, depth: int = 2, bound: float = 3.0):
         super().__init__()
-        self.register_buffer("mask", mask.float())
-        self.bound = bound
+        check_ints(hidden=hidden, depth=depth)
+        self.register_buffer("mask", check_mask(mask).float())
+        self.bound = check_bound(bound)
         self.net = mlp(len(mask), 2 * len(mask), hidden, depth)
 
     def _params(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -56,7 +57,7 @@ class RealNVP(Flow):
     even and the odd coordinates (in 2D: ``y`` moves ``x``, then ``x`` moves ``y``)."""
 
     def __init__(self, dim: int = 2, layers: int = 8, hidden: int = 64, depth: int = 2):
-        check_positive(dim=dim, layers=layers, hidden=hidden, depth=depth)
+        check_ints(dim=dim, layers=layers, hidden=hidden, depth=depth)
         if dim < 2:
             raise ValueError(f"dim must be >= 2 for a coupling layer to have something to condition on, got {dim}")
         parity = torch.arange(dim) % 2

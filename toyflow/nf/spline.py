@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Flow, check_positive, mlp
+from .._base import check_number
+from .base import Flow, check_ints, check_mask, mlp
 
 
 def _knots(raw: Tensor, bound: float, minimum: float) -> Tensor:
@@ -91,6 +92,10 @@ def rational_quadratic_spline(
     return torch.where(inside, y, x), torch.where(inside, log_derivative, torch.zeros_like(x))
 
 
+def _check_spline_bound(bound: float) -> float:
+    return check_number("bound", bound, low=0, low_open=True, why="the splines act on [-bound, bound]")
+
+
 class SplineCoupling(nn.Module):
     """One rational-quadratic spline coupling layer on ``(n, d)`` points; ``mask`` ``(d,)`` holds 1 on the
     coordinates it keeps, which condition the splines of the others.
@@ -104,8 +109,9 @@ class SplineCoupling(nn.Module):
 
     def __init__(self, mask: Tensor, bins: int = 8, bound: float = 10.0, hidden: int = 64, depth: int = 2):
         super().__init__()
-        self.register_buffer("mask", mask.float())
-        self.bins, self.bound = bins, bound
+        check_ints(bins=bins, hidden=hidden, depth=depth)
+        self.register_buffer("mask", check_mask(mask).float())
+        self.bins, self.bound = bins, _check_spline_bound(bound)
         self.net = mlp(len(mask), len(mask) * (3 * bins - 1), hidden, depth)
 
     def _spline(self, x: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
@@ -138,10 +144,9 @@ class SplineFlow(Flow):
     """
 
     def __init__(self, dim: int = 2, layers: int = 6, bins: int = 8, bound: float = 10.0, hidden: int = 64, depth: int = 2):
-        check_positive(dim=dim, layers=layers, bins=bins, hidden=hidden, depth=depth)
+        check_ints(dim=dim, layers=layers, bins=bins, hidden=hidden, depth=depth)
         if dim < 2:
             raise ValueError(f"dim must be >= 2 for a coupling layer to have something to condition on, got {dim}")
-        if not 0 < bound < math.inf:
-            raise ValueError(f"bound must be a finite number > 0 (the splines act on [-bound, bound]), got {bound!r}")
+        _check_spline_bound(bound)
         parity = torch.arange(dim) % 2
         super().__init__([SplineCoupling((parity + k) % 2, bins, bound, hidden, depth) for k in range(layers)], (dim,))

@@ -28,14 +28,14 @@ by how hard they converge; Zhang et al. 2025 decode the first block sequentially
 
 TARFlow trains on slightly noised data (:class:`~toyflow.nf.base.MaximumLikelihood` with ``noise``);
 :meth:`~toyflow.nf.base.Flow.denoise` takes the noise back out of its samples with the flow's own score,
-a :class:`Denoiser` trained by :class:`Denoising` does it with one small forward pass (STARFlow's learned
-denoising step). :func:`deep_shallow` builds STARFlow's arrangement: one deep block next to the noise,
-several one-layer blocks after it.
+:mod:`toyflow.nf.denoise` with a learned step (STARFlow). :func:`deep_shallow` builds STARFlow's arrangement:
+one deep block next to the noise, several one-layer blocks after it. The toy sequences it learns are in
+:mod:`toyflow.nf.curves`.
 
 >>> import toyflow
 >>> toyflow.seed(0)
 >>> flow = TARFlow(tokens=6, channels=2, blocks=2, width=16)
->>> z = torch.randn(4, 6, 2, generator=torch.Generator().manual_seed(0))
+>>> z = toyflow._base.randn((4, 6, 2), torch.Generator().manual_seed(0))
 >>> decoded = flow.decode(z, "jacobi")
 >>> len(decoded.iterations), max(decoded.iterations) <= 6
 (2, True)
@@ -50,8 +50,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .._base import model_device
-from .base import Flow, Samples, affine_forward, affine_inverse, check_positive, mlp, soft_clamp
+from .._base import check_choice, check_int, check_number, randn
+from .base import Flow, affine_forward, affine_inverse, check_bound, check_ints, soft_clamp
 
 METHODS = ("sequential", "jacobi", "gs-jacobi")
 
@@ -96,9 +96,12 @@ class CausalTransformer(nn.Module):
 
     def __init__(self, tokens: int, channels: int, width: int = 64, layers: int = 2, heads: int = 4):
         super().__init__()
+        check_ints(tokens=tokens, channels=channels, width=width, layers=layers, heads=heads)
+        if width % heads:
+            raise ValueError(f"width must be divisible by heads, got width={width}, heads={heads}")
         self.embed = nn.Linear(channels, width)
         self.start = nn.Parameter(torch.zeros(width))
-        self.position = nn.Parameter(0.02 * torch.randn(tokens, width))
+        self.position = nn.Parameter(0.02 * randn((tokens, width)))  # torch's global generator, like nn.Linear's init
         self.layers = nn.ModuleList(TransformerLayer(width, heads) for _ in range(layers))
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, 2 * channels)
@@ -136,8 +139,10 @@ class AutoregressiveBlock(nn.Module):
 
     def __init__(self, tokens: int, channels: int, width: int, layers: int, heads: int, reverse: bool, bound: float = 3.0):
         super().__init__()
+        if not isinstance(reverse, bool):
+            raise TypeError(f"reverse must be True or False, got {reverse!r}")
         self.net = CausalTransformer(tokens, channels, width, layers, heads)
-        self.reverse, self.bound = reverse, bound
+        self.reverse, self.bound = reverse, check_bound(bound)
 
     def _order(self, x: Tensor) -> Tensor:
         return x.flip(1) if self.reverse else x
@@ -194,11 +199,12 @@ class TARFlow(Flow):
     def __init__(
         self, tokens: int, channels: int = 2, blocks: int = 4, width: int = 64, layers: int | Sequence[int] = 2, heads: int = 4
     ):
+        check_int("blocks", blocks)
         per_block = [layers] * blocks if isinstance(layers, int) else list(layers)
         if len(per_block) != blocks:
             raise ValueError(f"layers must be an int or one int per block ({blocks}), got {len(per_block)} values")
-        check_positive(tokens=tokens, channels=channels, blocks=blocks, width=width, heads=heads)
-        check_positive(**{f"layers[{k}]": n for k, n in enumerate(per_block)})
+        check_ints(tokens=tokens, channels=channels, blocks=blocks, width=width, heads=heads)
+        check_ints(**{f"layers[{k}]": n for k, n in enumerate(per_block)})
         if width % heads:
             raise ValueError(f"width must be divisible by heads, got width={width}, heads={heads}")
         super().__init__([AutoregressiveBlock(tokens, channels, width, n, heads, reverse=k % 2 == 1)
@@ -219,52 +225,22 @@ class TARFlow(Flow):
             max_iterations: cap on the Jacobi iterations of each group (to watch the error fall).
         """
         self._check(z, "z")
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+        check_choice("method", method, METHODS)
+        check_number("tol", tol, low=0, why="how far a token may still move when a group has converged")
         tokens, blocks = self.event_shape[0], len(self.layers)
         default_group = max(1, round(tokens**0.5))
         size = {"sequential": 1, "jacobi": tokens, "gs-jacobi": default_group if group is None else group}[method]
         sizes = [size] * blocks if isinstance(size, int) else list(size)
         if len(sizes) != blocks:
             raise ValueError(f"group must be an int or one int per block ({blocks}), got {len(sizes)} values")
-        check_positive(**{"group" if isinstance(size, int) else f"group[{k}]": n for k, n in enumerate(sizes)})
+        check_ints(**{"group" if isinstance(size, int) else f"group[{k}]": n for k, n in enumerate(sizes)})
         if max_iterations is not None:
-            check_positive(max_iterations=max_iterations)
+            check_int("max_iterations", max_iterations)
         x, log_det, iterations = z, z.new_zeros(len(z)), []
         for block, block_group in zip(reversed(self.layers), sizes):  # from the latent side to the data side
             x, block_log_det, passes = block.solve(x, block_group, tol, max_iterations)
             log_det, iterations = log_det + block_log_det, iterations + [passes]
         return Decoding(x, log_det, iterations)
-
-
-@dataclass
-class Wander:
-    """Toy sequences with a dial for how much the tokens depend on each other: 2D points ``(n, length, 2)`` with
-    ``x_0 = ε_0``, ``x_t = ρ·x_{t−1} + √(1 − ρ²)·ε_t``, ``ε_t ~ N(0, I)`` (a Gaussian AR(1) walk; every token is
-    ``N(0, I)``). ``ρ = 0``: independent tokens; ``ρ → 1``: each token nearly fixed by the one before, like a curve.
-    (A sibling of :class:`~toyflow.nf.curves.Curves`, kept next to the decoders whose speed it explains.)
-
-    Args:
-        length: tokens per sequence; rho: the dependence ``ρ`` in ``[0, 1)``.
-    """
-
-    length: int = 64
-    rho: float = 0.3
-
-    def __post_init__(self):
-        check_positive(length=self.length)
-        if not 0 <= self.rho < 1:
-            raise ValueError(f"rho must be in [0, 1), got {self.rho}")
-
-    def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> Tensor:
-        check_positive(n=n)
-        if device is None:
-            device = generator.device if generator is not None else torch.device("cpu")
-        noise = torch.randn(n, self.length, 2, generator=generator, device=device)
-        tokens = [noise[:, 0]]
-        for t in range(1, self.length):
-            tokens.append(self.rho * tokens[-1] + math.sqrt(1 - self.rho**2) * noise[:, t])
-        return torch.stack(tokens, 1)
 
 
 def deep_shallow(
@@ -275,50 +251,6 @@ def deep_shallow(
 
     The deep block carries most of the parameters and of the dependence between tokens; the shallow blocks are
     cheap passes that reshape the result. Decoding can treat them differently (``group`` per block)."""
+    check_int("shallow", shallow, minimum=0)
+    check_int("deep_layers", deep_layers)
     return TARFlow(tokens, channels, blocks=shallow + 1, width=width, layers=[1] * shallow + [deep_layers], heads=heads)
-
-
-class Denoiser(nn.Module):
-    """A learned denoising step for sequences ``(n, T, c)``: ``x̂ = x + r(x)``, ``r`` an MLP on the whole sequence
-    (started at zero, so an untrained denoiser is the identity). STARFlow learns its denoising step instead of
-    taking Tweedie's step with the flow's score: one small forward pass instead of a backward pass through the flow.
-
-    Args:
-        tokens, channels: the sequence shape; hidden, depth: the MLP's size.
-    """
-
-    def __init__(self, tokens: int, channels: int = 2, hidden: int = 256, depth: int = 2):
-        super().__init__()
-        check_positive(tokens=tokens, channels=channels, hidden=hidden, depth=depth)
-        self.event_shape = (tokens, channels)
-        self.net = mlp(tokens * channels, tokens * channels, hidden, depth)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if tuple(x.shape[1:]) != self.event_shape:
-            raise ValueError(f"x must have shape (n, {self.event_shape[0]}, {self.event_shape[1]}), got {tuple(x.shape)}")
-        return x + self.net(x.flatten(1)).view_as(x)
-
-
-@dataclass
-class Denoising:
-    """The denoiser's objective ``E‖D(x + σε) − x‖²`` (per coordinate) on fresh batches of ``data``: its minimiser is
-    ``E[x | x + σε]``, the posterior mean that Tweedie's formula computes from the score (:meth:`Flow.denoise`).
-
-    Args:
-        data: anything with ``sample(n, generator, device)``; noise: ``σ``, the flow's training noise.
-    """
-
-    data: Samples
-    noise: float
-    batch_size: int = 256
-
-    def __post_init__(self):
-        check_positive(batch_size=self.batch_size)
-        if not self.noise > 0:
-            raise ValueError(f"noise must be > 0 (the flow's training noise), got {self.noise}")
-
-    def __call__(self, model: Denoiser, generator: torch.Generator | None = None) -> Tensor:
-        device = generator.device if generator is not None else model_device(model)
-        x = self.data.sample(self.batch_size, generator, device)
-        noised = x + self.noise * torch.randn(x.shape, generator=generator, device=device)
-        return (model(noised) - x).pow(2).mean()
