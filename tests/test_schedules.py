@@ -55,10 +55,62 @@ def test_jump_cost_is_zero_for_a_constant_velocity():
 
 
 def test_bad_input():
+    x0 = torch.zeros(8, 2)
     with pytest.raises(ValueError, match="steps"):
-        schedules.bellman(random_costs(4), 5)
-    with pytest.raises(ValueError, match="square"):
-        schedules.bellman(torch.zeros(3, 4), 1)
+        schedules.uniform(0)
+    with pytest.raises(TypeError, match="v must be"):
+        schedules.jump_costs("flow", x0)
+    with pytest.raises(ValueError, match="x0"):
+        schedules.jump_costs(CASE.velocity, torch.zeros(8))
+    with pytest.raises(ValueError, match="fine"):
+        schedules.jump_costs(CASE.velocity, x0, fine=0)
+    with pytest.raises(ValueError, match="reference"):
+        schedules.jump_costs(CASE.velocity, x0, reference="rk45")
+    for steps in (0, 5, 1.5, True):
+        with pytest.raises(ValueError, match="steps"):
+            schedules.bellman(random_costs(4), steps)
+    for shape in ((3, 4), (5,), (1, 1)):
+        with pytest.raises(ValueError, match="square"):
+            schedules.bellman(torch.zeros(shape), 1)
+    with pytest.raises(TypeError, match="cost"):
+        schedules.bellman([[0.0, 1.0], [0.0, 0.0]], 1)
+    broken = random_costs(4)
+    broken[0, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        schedules.bellman(broken, 2)
+    with pytest.raises(ValueError, match=r"steps must be an int in \[1, 5\]"):
+        schedules.boss(CASE.velocity, x0, 6, fine=5)
+    schedule = torch.tensor([0.0, 0.5, 1.0])
+    with pytest.raises(TypeError, match="teacher"):
+        schedules.BossStraightening(None, x0, schedule)
+    with pytest.raises(ValueError, match="x0"):
+        schedules.BossStraightening(CASE.velocity, torch.zeros(2, 2, 2), schedule)
+    for grid in (torch.tensor([0.0, 0.7, 0.5, 1.0]), torch.tensor([0.0, 1.5]), torch.tensor([0.0]), torch.tensor([1.0, 0.0])):
+        with pytest.raises(ValueError, match="grid"):
+            schedules.BossStraightening(CASE.velocity, x0, grid)
+    for name in ("substeps", "batch_size"):
+        with pytest.raises(ValueError, match=name):
+            schedules.BossStraightening(CASE.velocity, x0, schedule, **{name: 0})
+
+
+def test_straightening_targets_are_the_exact_chords_of_the_schedule():
+    """On the Gaussian case the chord from x̄_k to x̄_{k+1} is known: (φ_{t_k→t_{k+1}}(x̄_k) − x̄_k)/(t_{k+1} − t_k).
+    A field that returns exactly that chord has (almost) zero loss, and Euler with it on the schedule is exact."""
+    x0 = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    schedule = torch.tensor([0.0, 0.3, 0.55, 1.0], dtype=torch.float64)
+
+    def chord(x, t):
+        k = torch.searchsorted(schedule, t.contiguous(), right=True)  # the index of t_{k+1}
+        t_next = schedule[k]
+        ends = torch.stack([CASE.flow_map(x[i:i + 1], float(t[i]), float(t_next[i]))[0] for i in range(len(x))])
+        return (ends - x) / (t_next - t)[:, None]
+
+    objective = schedules.BossStraightening(CASE.velocity, x0, schedule, substeps=20, batch_size=32)
+    assert objective(chord, torch.Generator().manual_seed(1)).item() < 1e-8
+    loss = objective(CASE.velocity)  # the curved teacher is not straight on three steps; generator=None works
+    assert loss.dtype == torch.float64 and loss.item() > 1e-4
+    straight = solvers.integrate(chord, x0, grid=schedule).x
+    torch.testing.assert_close(straight, CASE.flow_map(x0, 0.0, 1.0), atol=1e-6, rtol=1e-6)
 
 
 def test_bellman_checker(capsys):

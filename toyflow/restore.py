@@ -12,68 +12,86 @@ The baseline starts the same kind of flow from the degraded point itself (``star
 
 >>> import toyflow
 >>> g = torch.Generator().manual_seed(0)
->>> tuple(quantise(0.5)(torch.randn(3, 2, generator=g), g).shape), tuple(project((1.0, 0.0))(torch.randn(3, 2), g).shape)
+>>> x = toyflow.data.get("moons").sample(3, g)
+>>> tuple(quantise(0.5)(x, g).shape), tuple(project((1.0, 0.0))(x, g).shape)
 ((3, 2), (3, 1))
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from ._base import check_callable, check_int, check_number, check_points, mlp, randn
+from .batch import check_distribution, draw_batch, mean_loss
 from .couplings import PairBatch
 from .data import Distribution
-from ._base import model_device
 
 Degradation = Callable[[Tensor, torch.Generator | None], Tensor]  # clean (n, d), generator -> degraded (n, d_y)
 
 
 def add_noise(sigma: float) -> Degradation:
-    """``y = x + σ·n``, ``n ~ N(0, I)``."""
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    return lambda x, generator=None: x + sigma * torch.randn(x.shape, generator=generator, device=x.device)
+    """``y = x + σ·n``, ``n ~ N(0, I)`` drawn by the device rule (on the generator's device, then moved to ``x``'s)."""
+    check_number("sigma", sigma, low=0, low_open=True, why="the noise's standard deviation")
+
+    def degrade(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return x + sigma * randn(x.shape, generator, device=x.device, dtype=x.dtype)
+
+    return degrade
 
 
 def project(direction: tuple[float, ...]) -> Degradation:
     """``y = ⟨x, u⟩`` with ``u = direction/‖direction‖``: one coordinate of the point survives, shape ``(n, 1)``."""
-    u = torch.tensor(direction, dtype=torch.float32)
-    if u.ndim != 1 or not u.norm() > 0:
-        raise ValueError(f"direction must be a non-zero vector, got {direction}")
+    if isinstance(direction, (str, bytes)) or not all(isinstance(c, (int, float)) and math.isfinite(c) for c in direction):
+        raise ValueError(f"direction must be a sequence of finite numbers, got {direction!r}")
+    u = torch.tensor([float(c) for c in direction])
+    if u.ndim != 1 or len(u) == 0 or not u.norm() > 0:
+        raise ValueError(f"direction must be a non-zero vector, got {direction!r}")
     u = u / u.norm()
-    return lambda x, generator=None: x @ u.to(x)[:, None]
+
+    def degrade(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        check_points("x", x, dim=len(u))
+        return x @ u.to(x)[:, None]  # (n, 1)
+
+    return degrade
 
 
 def quantise(step: float) -> Degradation:
     """``y = step·round(x/step)``: the point snapped to a grid of spacing ``step``."""
-    if not step > 0:
-        raise ValueError(f"step must be > 0, got {step}")
+    check_number("step", step, low=0, low_open=True, why="the grid spacing")
     return lambda x, generator=None: step * torch.round(x / step)
 
 
 def posterior_mean_net(inputs: int, dim: int = 2, hidden: int = 128, depth: int = 3) -> nn.Module:
-    """A SiLU MLP ``f_ω: (n, inputs) -> (n, dim)`` for the posterior mean ``E[x | y]``."""
-    layers: list[nn.Module] = [nn.Linear(inputs, hidden), nn.SiLU()]
-    for _ in range(depth - 1):
-        layers += [nn.Linear(hidden, hidden), nn.SiLU()]
-    return nn.Sequential(*layers, nn.Linear(hidden, dim))
+    """A SiLU MLP ``f_ω: (n, inputs) -> (n, dim)`` for the posterior mean ``E[x | y]`` (``_base.mlp``)."""
+    check_int("dim", dim)
+    return mlp(inputs, dim, hidden, depth)
 
 
 @dataclass
 class PosteriorMeanRegression:
-    """``E_x ‖f_ω(D(x)) − x‖²`` (per point, averaged over dimensions), minimised by ``f_ω(y) = E[x | y]``."""
+    """``E_x ‖f_ω(D(x)) − x‖²`` (per point, averaged over dimensions), minimised by ``f_ω(y) = E[x | y]``.
+
+    ``x`` ``(B, d)`` is drawn from ``target`` with :func:`toyflow.batch.draw_batch`; ``degrade`` draws its noise
+    with the same generator.
+    """
 
     target: Distribution
     degrade: Degradation
     batch_size: int = 256
 
+    def __post_init__(self):
+        check_distribution(self.target, "target")
+        check_callable("degrade", self.degrade, "a degradation degrade(x, generator) -> y")
+        check_int("batch_size", self.batch_size)
+
     def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
-        device = generator.device if generator is not None else model_device(model)
-        x = self.target.sample(self.batch_size, generator, device)
-        return ((model(self.degrade(x, generator)) - x) ** 2).mean()
+        x = draw_batch(self.target, self.batch_size, model, generator).x1  # (B, d)
+        return mean_loss((model(self.degrade(x, generator)) - x) ** 2)
 
 
 @dataclass
@@ -81,7 +99,7 @@ class RestorationPairs:
     """Pairs ``(x0, x1) = (start(D(x)) + σ·ε, x)`` for a flow that restores ``x`` from ``y = D(x)``.
 
     ``start`` is the trained posterior mean ``f_ω`` (PMRF) or a lift of ``y`` into the data space (the
-    baseline flow from the degraded point). ``σ > 0`` smooths the source so the flow is well defined
+    baseline flow from the degraded point). ``σ ≥ 0`` smooths the source so the flow is well defined
     where ``start`` collapses many ``y`` onto one point. ``start`` runs without gradients.
     """
 
@@ -91,15 +109,21 @@ class RestorationPairs:
     sigma: float = 0.1
 
     def __post_init__(self):
-        if not self.sigma >= 0:
-            raise ValueError(f"sigma must be >= 0, got {self.sigma}")
+        check_distribution(self.target, "target")
+        check_callable("degrade", self.degrade, "a degradation degrade(x, generator) -> y")
+        check_callable("start", self.start, "a map start(y) -> (n, d) into the data space")
+        check_number("sigma", self.sigma, low=0, why="the source noise's standard deviation")
 
     def source(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The flow's starting points ``start(y) + σ·ε`` for degraded points ``y``, shape ``(n, d)``."""
         with torch.no_grad():
             x0 = self.start(y)
-        return x0 + self.sigma * torch.randn(x0.shape, generator=generator, device=x0.device)
+        if not isinstance(x0, Tensor) or x0.ndim != 2 or len(x0) != len(y):
+            shape = tuple(x0.shape) if isinstance(x0, Tensor) else type(x0).__name__
+            raise ValueError(f"start(y) must return points of shape ({len(y)}, d), got {shape}")
+        return x0 + self.sigma * randn(x0.shape, generator, device=x0.device, dtype=x0.dtype)
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
+        """``n`` pairs ``(start(D(x)) + σ·ε, x)``, each ``(n, d)``, on ``device``."""
         x1 = self.target.sample(n, generator, device)
         return PairBatch(self.source(self.degrade(x1, generator), generator), x1)
