@@ -160,26 +160,117 @@ def test_schedules():
     t = torch.tensor([0.0, 0.5, 1.0])
     torch.testing.assert_close(sde.constant(0.7)(t), torch.full((3,), 0.7))
     torch.testing.assert_close(sde.decaying(2.0)(t), torch.tensor([2.0, 1.0, 0.0]))
+    torch.testing.assert_close(sde.quadratic()(t), torch.tensor([3.0, 0.75, 0.0]))
+    assert sde.resolve("quadratic")(t)[0] == 3.0 and sde.resolve(0.5)(t)[2] == 0.5
     torch.testing.assert_close(sde.vp()(t)[1:], torch.tensor([2.0**0.5 * 1.0, 0.0]))
     assert torch.isfinite(sde.vp()(t)).all()
 
 
 def test_bad_input():
     x = source(4)
-    with pytest.raises(ValueError, match="unknown diffusion"):
+    with pytest.raises(ValueError, match=r"diffusion must be one of \['constant', 'decaying', 'quadratic', 'vp'\]"):
         sde.euler_maruyama(CASE.velocity, x, diffusion="brownian")
-    with pytest.raises(TypeError, match="diffusion"):
+    with pytest.raises(TypeError, match="diffusion must be a callable"):
         sde.euler_maruyama(CASE.velocity, x, diffusion=[1.0])
+    for schedule in (sde.constant, sde.decaying, sde.quadratic, sde.vp):
+        with pytest.raises(ValueError, match="scale must be a finite number >= 0"):
+            schedule(-1.0)
     with pytest.raises(ValueError, match="scale"):
-        sde.constant(-1.0)
-    with pytest.raises(ValueError, match="t_min"):
+        sde.constant(float("nan"))
+    with pytest.raises(ValueError, match="t_min must be a finite number > 0"):
         sde.vp(t_min=0.0)
-    with pytest.raises(ValueError, match="x0"):
+    with pytest.raises(ValueError, match=r"x0 must have shape \(n, d\)"):
         sde.euler_maruyama(CASE.velocity, x[0])
-    with pytest.raises(ValueError, match="grid"):
+    with pytest.raises(TypeError, match="x0 must be a torch.Tensor"):
+        sde.euler_maruyama(CASE.velocity, x.tolist())
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+        sde.euler_maruyama(CASE.velocity, x, steps=0)
+    with pytest.raises(ValueError, match="grid must be strictly increasing"):
         sde.euler_maruyama(CASE.velocity, x, grid=torch.tensor([1.0, 0.0]))
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        sde.euler_maruyama(CASE.velocity, x, grid=torch.tensor([0.0, 1.5]))
+    with pytest.raises(TypeError, match="v must be a velocity field"):
+        sde.euler_maruyama("flow", x)
     with pytest.raises(ValueError, match="t must be < 1"):
         sde.score_from_velocity(CASE.velocity, x, torch.ones(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"t must be a scalar or have shape \(4,\)"):
+        sde.score_from_velocity(CASE.velocity, x, torch.zeros(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="beta_min must be a finite number > 0"):
+        sde.vp_path(beta_min=0.0)
+    with pytest.raises(ValueError, match="beta_max must be a finite number > 5"):
+        sde.vp_path(beta_min=5.0, beta_max=5.0)
+    with pytest.raises(TypeError, match="path must be a paths.Interpolant"):
+        sde.convert(CASE.velocity, "vp")
+    with pytest.raises(TypeError, match="path must be a paths.Interpolant"):
+        sde.euler_maruyama(CASE.velocity, x, path="vp")
+    with pytest.raises(TypeError, match="v must be a velocity field"):
+        sde.convert(None, sde.vp_path())
+
+
+# ---- interpolant conversion (Kim et al. 2025): the linear-path flow sampled along the VP path ----
+
+VP = sde.vp_path()
+
+
+def test_vp_path_is_variance_preserving_and_its_derivatives_are_right():
+    tau = torch.linspace(0, 0.99, 50, dtype=torch.float64)
+    torch.testing.assert_close(VP.alpha(tau) ** 2 + VP.beta(tau) ** 2, torch.ones(50, dtype=torch.float64))
+    h = 1e-6
+    for value, derivative in [(VP.alpha, VP.d_alpha), (VP.beta, VP.d_beta)]:
+        torch.testing.assert_close(derivative(tau), (value(tau + h) - value(tau - h)) / (2 * h), rtol=1e-5, atol=1e-6)
+    one = torch.ones(1, dtype=torch.float64)
+    assert VP.beta(one).item() == 1.0 and VP.alpha(one).item() == 0.0
+    assert 0.006 < VP.beta(0 * one).item() < 0.007  # e^{−T(0)/2}, T(0) = ½·19.9 + 0.1
+
+
+def test_the_converted_ode_follows_the_original_flow_and_lands_on_its_endpoints():
+    """x̄_τ = s(τ)·φ_{0→t(τ)}(x0) along the way, and the same endpoint at τ = 1 (s = 1)."""
+    x0 = source(500)
+    tau = solvers.time_grid(400, dtype=torch.float64)
+    t_start, s_start, _, _ = sde.linear_time(VP, tau[:1])
+    start = s_start * CASE.flow_map(x0, 0.0, t_start)  # the flow's state at t(0) ≈ 0.0065, on the VP path
+    converted = solvers.integrate(sde.convert(CASE.velocity, VP), start, method="midpoint", grid=tau, return_path=True)
+    t, s, _, _ = sde.linear_time(VP, tau[:-1])
+    expected = s[:, None, None] * torch.stack([CASE.flow_map(x0, 0.0, time) for time in t])
+    torch.testing.assert_close(converted.path[:-1], expected, rtol=0, atol=2e-3)
+    torch.testing.assert_close(converted.x, CASE.flow_map(x0, 0.0, 1.0), rtol=0, atol=2e-3)
+
+
+def test_the_converted_sde_keeps_the_vp_marginals():
+    """On the VP path x̄_τ ~ N(b·m, (b²s² + a²) I). The converted SDE with the paper's g = 3(1 − τ)², from the exact
+    marginal at τ = 0, keeps every one of them within the converted Euler ODE's own error (20 steps: means off by up to
+    0.08 in both, the VP path bends), plus 0.01 for sampling."""
+    steps, m = 20, torch.tensor(CASE.mean, dtype=torch.float64)
+    x0, x1 = source(100_000, seed=11), source(100_000, seed=13) * CASE.std + m
+    tau = solvers.time_grid(steps, dtype=torch.float64)
+    start = VP.beta(tau[:1]) * x1 + VP.alpha(tau[:1]) * x0
+    sampled = sde.euler_maruyama(CASE.velocity, start, steps, sde.quadratic(3.0), torch.Generator().manual_seed(12),
+                                 return_path=True, path=VP).path[1:]
+    ode = solvers.integrate(sde.convert(CASE.velocity, VP), start, steps, return_path=True).path[1:]
+    b, a = VP.beta(tau[1:]), VP.alpha(tau[1:])
+    std = (b**2 * CASE.std**2 + a**2).sqrt()
+
+    def relative_std_error(path):
+        return (path.std(1).mean(1) / std - 1).abs()
+
+    def mean_error(path):  # the worst error of a mean over the grid times
+        return (path.mean(1) - b[:, None] * m).abs().max().item()
+
+    assert mean_error(sampled) <= mean_error(ode) + 0.01, (mean_error(sampled), mean_error(ode))
+    allowed = relative_std_error(ode).max().item() + 0.01
+    assert relative_std_error(sampled).max() <= allowed, (relative_std_error(sampled), allowed)
+
+
+def test_the_general_step_on_the_linear_path_is_the_linear_step():
+    x, t, dt = source(16), torch.tensor(0.3, dtype=torch.float64), 0.1
+    for (mean, std), (mean_general, std_general) in [
+        (sde.transition(CASE.velocity, x, t, dt, sde.vp(1.0)),
+         sde.transition(CASE.velocity, x, t, dt, sde.vp(1.0), paths.linear()))
+    ]:
+        torch.testing.assert_close(mean_general, mean)
+        torch.testing.assert_close(std_general, std)
+    v = CASE.velocity(x, t.expand(16))
+    torch.testing.assert_close(sde.posterior_mean(x, v, t, paths.linear()), sde.posterior_mean(x, v, t))
 
 
 # ---- stochastic interpolants: closed form for N(0, I) → N(m, s² I) with γ = σ√(t(1 − t)) ----
@@ -243,17 +334,52 @@ def test_interpolant_regression_is_minimised_by_the_conditional_means():
         assert loss(0.0) < loss(0.05) and loss(0.0) < loss(-0.05)
 
 
+class WeightedPairs:
+    """Fixed pairs with weights 2 (first half) and 0 (second half): the loss must ignore the second half."""
+
+    def __init__(self, n):
+        self.x0, self.x1 = source(n, seed=1).float(), source(n, seed=2).float() + 3
+        self.weight = torch.cat([torch.full((n // 2,), 2.0), torch.zeros(n - n // 2)])
+
+    def sample(self, n, generator=None, device=None):
+        return couplings.PairBatch(self.x0, self.x1, self.weight)
+
+
+def test_interpolant_regression_honours_pair_weights_and_accepts_no_generator():
+    pairs = WeightedPairs(64)
+    objective = sde.InterpolantRegression(pairs, PATH, batch_size=64)
+    half = torch.zeros(64, dtype=torch.bool)
+    half[:32] = True
+
+    def model(x, t):  # exact (zero loss) on nothing; the second half is far off, but weighted 0
+        return torch.where(half[:, None], torch.zeros_like(x), torch.full_like(x, 100.0))
+
+    loss = objective(model, torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and loss < 100  # the second half alone would give ~10⁴
+    assert objective(model).ndim == 0
+
+
 def test_interpolant_bad_input():
     velocity, denoiser = interpolant_fields()
     pairs = couplings.PairSampler(data.Gaussian((0.0, 0.0), 1.0), data.Gaussian(CASE.mean, CASE.std))
-    with pytest.raises(ValueError, match="target"):
+    with pytest.raises(ValueError, match=r"target must be one of \['velocity', 'denoiser'\], got 'score'"):
         sde.InterpolantRegression(pairs, PATH, target="score")
     with pytest.raises(ValueError, match="stochastic"):
         sde.InterpolantRegression(pairs, paths.linear())
-    with pytest.raises(ValueError, match="epsilon"):
+    with pytest.raises(ValueError, match="epsilon must be a finite number >= 0"):
         sde.interpolant_sde(velocity, denoiser, source(4), PATH, epsilon=-1.0)
-    with pytest.raises(ValueError, match="delta"):
+    with pytest.raises(ValueError, match="delta must be a finite number > 0"):
         sde.interpolant_sde(velocity, denoiser, source(4), PATH, delta=0.7)
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
+        sde.interpolant_sde(velocity, denoiser, source(4), PATH, steps=0)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+        sde.InterpolantRegression(pairs, PATH, batch_size=0)
+    with pytest.raises(TypeError, match="pairs must be a pair sampler"):
+        sde.InterpolantRegression(data.Gaussian((0.0, 0.0), 1.0), PATH)
+    with pytest.raises(TypeError, match="time must be a time sampler"):
+        sde.InterpolantRegression(pairs, PATH, time=0.5)
+    with pytest.raises(TypeError, match="path must be a paths.Interpolant"):
+        sde.InterpolantRegression(pairs, "stochastic")
 
 
 # ---- the notebook's checkers ----

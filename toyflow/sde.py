@@ -34,9 +34,20 @@ have no noise left). :func:`euler_maruyama` never evaluates it there: its last s
 on ``t = 1``, is the noiseless jump to the posterior mean ``x + (1 − t)·v = E[x1 | x_t]`` (an ODE Euler
 step). Every other step has ``1 − t ≥ dt``.
 
+Interpolant conversion (Kim et al. 2025, §4). A flow trained on the linear path can be sampled along another affine
+path ``x̄_τ = b(τ)·x1 + a(τ)·x0`` (data coefficient ``b``, noise coefficient ``a``, as in :mod:`toyflow.paths`) without
+retraining: ``x̄_τ = s·x_t`` with ``t(τ) = b/(a + b)`` (the same signal-to-noise ratio) and ``s(τ) = a + b``, so::
+
+    v̄(x̄, τ) = (ṡ/s)·x̄ + s·ṫ·v(x̄/s, t(τ))                                   (:func:`convert`)
+
+The paper's path is the variance-preserving one, :func:`vp_path` (``b = e^{−T/2}``, ``a = √(1 − e^{−T})``), sampled
+with a diffusion that vanishes at the data end, :func:`quadratic` (``g = c·(1 − τ)²``). Pass ``path=`` to
+:func:`euler_maruyama` (or to the samplers of :mod:`toyflow.search`): the step above generalises to any affine
+path (:func:`transition`), and the states it returns are the converted ones, ``x̄_τ``.
+
 >>> from toyflow.closed_form import GaussianToGaussian
 >>> case = GaussianToGaussian(mean=(2.0, 0.0), std=0.5)
->>> x0 = torch.randn(20000, 2, generator=torch.Generator().manual_seed(0))
+>>> x0 = case.source.sample(20000, torch.Generator().manual_seed(0))
 >>> end = euler_maruyama(case.velocity, x0, steps=100, diffusion=constant(1.0), generator=torch.Generator().manual_seed(1))
 >>> round(end.x[:, 0].mean().item(), 1), round(end.x.std(0).mean().item(), 2), end.nfe  # N((2, 0), 0.5² I)
 (2.0, 0.5, 100)
@@ -50,28 +61,24 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from ._base import batch_time, check_callable, check_choice, check_grid, check_int, check_number, check_points, randn
+from .batch import check_pair_source, draw_batch, mean_loss
 from .couplings import PairSource
-from .paths import Interpolant, UniformTime, stochastic
+from .paths import Interpolant, UniformTime, check_path, stochastic
 from .solvers import Solution, Velocity, time_grid
-from ._base import model_device
 
 Diffusion = Callable[[Tensor], Tensor]  # g(t): times (n,) -> diffusion coefficients (n,)
 
 
-def _column(t: Tensor, x: Tensor) -> Tensor:
-    """A time (a 0-d tensor or ``(n,)``) as a column ``(n, 1)`` on ``x``'s device and dtype."""
-    return torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(len(x))[:, None]
-
-
-def score_from_velocity(v: Velocity | Tensor, x: Tensor, t: Tensor) -> Tensor:
+def score_from_velocity(v: Velocity | Tensor, x: Tensor, t: Tensor | float) -> Tensor:
     """The score ``∇log p_t(x) = (t·v − x)/(1 − t)`` of the linear path from ``N(0, I)``, shape ``(n, d)``.
 
     Args:
         v: the velocity field (a callable ``v(x, t)``) or its value at ``(x, t)``, shape ``(n, d)``.
         x: points ``(n, d)``.
-        t: times ``(n,)`` (or a 0-d tensor) in ``[0, 1)``; the score does not exist at ``t = 1``.
+        t: times ``(n,)`` (or a scalar) in ``[0, 1)``; the score does not exist at ``t = 1``.
     """
-    t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(len(x))
+    t = batch_time(t, x)
     if (t >= 1).any():
         raise ValueError(f"t must be < 1 (the score is singular at the data end), got max t = {t.max().item()}")
     velocity = v(x, t) if callable(v) else v
@@ -79,33 +86,40 @@ def score_from_velocity(v: Velocity | Tensor, x: Tensor, t: Tensor) -> Tensor:
     return (t * velocity - x) / (1 - t)
 
 
-def drift(v: Velocity | Tensor, x: Tensor, t: Tensor, g: Tensor | float) -> Tensor:
+def drift(v: Velocity | Tensor, x: Tensor, t: Tensor | float, g: Tensor | float) -> Tensor:
     """The SDE drift ``v + ½g²·s`` with ``s`` from :func:`score_from_velocity`, shape ``(n, d)``."""
-    t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(len(x))
+    t = batch_time(t, x)
     velocity = v(x, t) if callable(v) else v
-    g = torch.as_tensor(g, dtype=x.dtype, device=x.device)
-    g = g[:, None] if g.ndim == 1 else g
+    g = batch_time(g, x)[:, None]  # (n, 1)
     return velocity + 0.5 * g**2 * score_from_velocity(velocity, x, t)
 
 
 # ---- diffusion schedules g(t): any callable times (n,) -> (n,) with g ≥ 0 keeps the marginals ----
 
 
-def _check_scale(scale: float) -> None:
-    if not scale >= 0:
-        raise ValueError(f"scale must be >= 0 (g is a diffusion coefficient), got {scale}")
+def _check_scale(scale: float) -> float:
+    return check_number("scale", scale, low=0, why="g is a diffusion coefficient")
 
 
 def constant(scale: float = 1.0) -> Diffusion:
     """``g(t) = c``: the same noise everywhere; the ``½g²s`` drift is large near ``t = 1``."""
-    _check_scale(scale)
+    scale = _check_scale(scale)
     return lambda t: torch.full_like(t, scale)
 
 
 def decaying(scale: float = 1.0) -> Diffusion:
     """``g(t) = c·(1 − t)``: noisy near the source, silent at the data end, where ``½g²s = ½c²(1 − t)(t·v − x)`` stays finite."""
-    _check_scale(scale)
+    scale = _check_scale(scale)
     return lambda t: scale * (1 - t)
+
+
+def quadratic(scale: float = 3.0) -> Diffusion:
+    """``g(t) = c·(1 − t)²``: Kim et al. 2025's diffusion (``c = 3``; ``σ_t²`` in their time, where data sit at 0).
+
+    It vanishes at the data end faster than :func:`decaying`, so the last steps are almost the ODE's.
+    """
+    scale = _check_scale(scale)
+    return lambda t: scale * (1 - t) ** 2
 
 
 def vp(scale: float = 1.0, t_min: float = 0.05) -> Diffusion:
@@ -115,45 +129,116 @@ def vp(scale: float = 1.0, t_min: float = 0.05) -> Diffusion:
     ``σ = 1 − t``: ``g² = 2σ²(α̇/α − σ̇/σ) = 2(1 − t)/t``; with ``c = 1`` the SDE is that process's time reversal.
     It is infinite at ``t = 0``, so ``t`` is clamped to ``t ≥ t_min``; any clamp is allowed since every ``g`` keeps the marginals.
     """
-    _check_scale(scale)
-    if not 0 < t_min < 1:
-        raise ValueError(f"t_min must be in (0, 1), got {t_min}")
+    scale = _check_scale(scale)
+    t_min = check_number("t_min", t_min, 0, 1, low_open=True, high_open=True)
     return lambda t: scale * (2 * (1 - t) / t.clamp_min(t_min)).sqrt()
 
 
-DIFFUSIONS = {"constant": constant, "decaying": decaying, "vp": vp}
+DIFFUSIONS = {"constant": constant, "decaying": decaying, "quadratic": quadratic, "vp": vp}
+
+
+def resolve(diffusion: Diffusion | str | float) -> Diffusion:
+    """A diffusion schedule from a callable, a name in :data:`DIFFUSIONS` (its default scale) or a constant ``g``."""
+    if isinstance(diffusion, str):
+        return DIFFUSIONS[check_choice("diffusion", diffusion, sorted(DIFFUSIONS))]()
+    if isinstance(diffusion, (int, float)) and not isinstance(diffusion, bool):
+        return constant(float(diffusion))
+    return check_callable("diffusion", diffusion, "a callable g(t), a name in sde.DIFFUSIONS or a number")
+
+
+# ---- interpolant conversion (Kim et al. 2025): sample a linear-path flow along another path ----
+
+
+def vp_path(beta_min: float = 0.1, beta_max: float = 20.0) -> Interpolant:
+    """The variance-preserving path ``x̄_τ = e^{−T/2}·x1 + √(1 − e^{−T})·x0``, ``T(τ) = ½(1 − τ)²(β_max − β_min) + (1 − τ)β_min``.
+
+    Data coefficient ``b = e^{−T/2}`` (1 at ``τ = 1``, ``e^{−5.03} ≈ 0.007`` at ``τ = 0`` with the defaults), noise
+    coefficient ``a = √(1 − b²)``: ``a² + b² = 1``. The VP-SDE schedule of Song et al. 2021 in our time, the path
+    Kim et al. 2025 convert flows to. ``ȧ`` is infinite at ``τ = 1``: the converted field is never evaluated there.
+    """
+    low = check_number("beta_min", beta_min, low=0, low_open=True)
+    high = check_number("beta_max", beta_max, low=low, low_open=True, why="beta_max > beta_min")
+
+    def big_t(t: Tensor) -> Tensor:
+        return 0.5 * (1 - t) ** 2 * (high - low) + (1 - t) * low
+
+    def d_big_t(t: Tensor) -> Tensor:
+        return -(1 - t) * (high - low) - low
+
+    def noise(t: Tensor) -> Tensor:
+        return (-torch.expm1(-big_t(t))).sqrt()
+
+    return Interpolant(
+        alpha=noise,
+        beta=lambda t: torch.exp(-0.5 * big_t(t)),
+        d_alpha=lambda t: 0.5 * d_big_t(t) * torch.exp(-big_t(t)) / noise(t),
+        d_beta=lambda t: -0.5 * d_big_t(t) * torch.exp(-0.5 * big_t(t)),
+        name=f"vp({low:g}, {high:g})",
+    )
+
+
+def linear_time(path: Interpolant, tau: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Where ``path`` at ``τ`` ``(n,)`` sits on the linear path: ``t = b/(a + b)``, ``s = a + b``, and ``ṫ``, ``ṡ``."""
+    a, b, da, db = path.alpha(tau), path.beta(tau), path.d_alpha(tau), path.d_beta(tau)
+    s = a + b
+    return b / s, s, (db * a - b * da) / s**2, da + db
+
+
+def convert(v: Velocity, path: Interpolant) -> Velocity:
+    """The velocity on ``path`` of a flow ``v`` trained on the linear path: ``v̄(x̄, τ) = (ṡ/s)·x̄ + s·ṫ·v(x̄/s, t(τ))``.
+
+    With ``x̄_τ = b·x1 + a·x0 = s·x_t``, ``t = b/(a + b)``, ``s = a + b`` (:func:`linear_time`); one evaluation of ``v``
+    per call. The ODE of ``v̄`` from ``s(τ0)·x_{t(τ0)}`` lands where ``v``'s ODE lands (``s = 1`` at ``τ = 1``).
+    Kim et al. 2025, "Inference-time scaling for flow models", eq. of §4 (interpolant conversion).
+    """
+    check_callable("v", v, "a velocity field v(x, t)")
+    check_path(path)
+
+    def converted(x: Tensor, tau: Tensor) -> Tensor:
+        t, s, dt, ds = (c[:, None] for c in linear_time(path, batch_time(tau, x)))  # (n, 1) each
+        return ds / s * x + s * dt * v(x / s, t[:, 0])
+
+    return converted
+
+
+# ---- the step ----
 
 
 def euler_maruyama_step(
-    v: Velocity, x: Tensor, t: Tensor, dt: Tensor, diffusion: Diffusion, noise: Tensor
+    v: Velocity, x: Tensor, t: Tensor | float, dt: Tensor | float, diffusion: Diffusion, noise: Tensor
 ) -> Tensor:
     """The textbook Euler–Maruyama step ``x + dt·[v + ½g²s] + g·√dt·noise`` at ``g = g(t)``, ``noise ~ N(0, I)`` ``(n, d)``.
 
     Accurate only while ``κ = g²dt/(2(1 − t))`` is small (module docstring): it removes the fraction ``κ`` of the
     noise ``x̂0 = x − t·v``, more than all of it when ``κ > 1``. The samplers use :func:`exponential_step`.
     """
-    time = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(len(x))
+    time = batch_time(t, x)
     g = diffusion(time)[:, None]  # (n, 1)
     dt = torch.as_tensor(dt, dtype=x.dtype, device=x.device)
     return x + dt * drift(v, x, time, g[:, 0]) + g * dt.sqrt() * noise
 
 
 def exponential_step(
-    v: Velocity | Tensor, x: Tensor, t: Tensor, dt: Tensor, diffusion: Diffusion, noise: Tensor
+    v: Velocity | Tensor, x: Tensor, t: Tensor | float, dt: Tensor | float, diffusion: Diffusion, noise: Tensor,
+    path: Interpolant | None = None,
 ) -> Tensor:
     """One sampler step from ``x`` at ``t`` to ``t + dt``: ``mean + std·noise`` of :func:`transition`, ``noise`` ``(n, d)``.
 
     Differentiable (no ``no_grad``): the Gaussian transition is what reward fine-tuning (Flow-GRPO) takes
     log-probabilities of.
     """
-    mean, std = transition(v, x, t, dt, diffusion)
+    mean, std = transition(v, x, t, dt, diffusion, path)
     return mean + std * noise
 
 
-def transition(v: Velocity | Tensor, x: Tensor, t: Tensor, dt: Tensor, diffusion: Diffusion) -> tuple[Tensor, Tensor]:
-    """The Gaussian law of one step from ``x`` ``(n, d)`` at ``t`` (0-d or ``(n,)``) to ``t + dt`` (``dt > 0``, a scalar).
+def transition(
+    v: Velocity | Tensor, x: Tensor, t: Tensor | float, dt: Tensor | float, diffusion: Diffusion,
+    path: Interpolant | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The Gaussian law of one step from ``x`` ``(n, d)`` at ``t`` (scalar or ``(n,)``) to ``t + dt`` (``dt > 0``, a scalar).
 
-    With ``v = v(x, t)`` (``v`` a callable or its value), ``x̂0 = x − t·v`` and ``κ = g(t)²·dt/(2(1 − t))``::
+    On the linear path (``path=None``), with ``v = v(x, t)`` (a callable or its value), ``x̂0 = x − t·v`` and
+    ``κ = g(t)²·dt/(2(1 − t))``::
 
         mean = x + dt·v − (1 − e^{−κ})·x̂0   (n, d),       std = √((1 − t)(1 − e^{−2κ}))   (n, 1)
 
@@ -161,27 +246,30 @@ def transition(v: Velocity | Tensor, x: Tensor, t: Tensor, dt: Tensor, diffusion
     (``s(Y) = (t·v − Y)/(1 − t)``): ``Y`` relaxes to ``t·v`` at rate ``g²/(2(1 − t))`` with stationary variance
     ``1 − t``. For small ``κ`` this is the Euler–Maruyama law ``N(x + dt·(v + ½g²s), g²dt·I)`` (Flow-GRPO's
     policy), to first order in ``dt``; ``std`` does not depend on ``v``, so two models' steps share it.
+
+    On another affine path ``x = b·x1 + a·x0`` (``v`` a velocity on that path, e.g. from :func:`convert`) the score
+    with ``v`` frozen is ``s(Y) = (c − Y)/D`` with centre ``c = (b/ḃ)·v`` and ``D = a·(a·ḃ − b·ȧ)/ḃ``: the same step with
+    ``t·v → c`` and ``1 − t → D`` (``D = 1`` on :func:`vp_path`).
     """
-    time = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(len(x))
+    time = batch_time(t, x)
     velocity = v(x, time) if callable(v) else v
-    t, dt = time[:, None], torch.as_tensor(dt, dtype=x.dtype, device=x.device)  # t: (n, 1)
-    kappa = diffusion(time)[:, None] ** 2 * dt / (2 * (1 - t))  # (n, 1)
-    x0_hat = x - t * velocity  # E[x0 | x_t]
-    mean = x + dt * velocity + torch.expm1(-kappa) * x0_hat  # expm1(−κ) = −(1 − e^{−κ})
-    return mean, ((1 - t) * -torch.expm1(-2 * kappa)).sqrt()
+    dt = torch.as_tensor(dt, dtype=x.dtype, device=x.device)
+    tc = time[:, None]  # (n, 1)
+    if path is None:
+        centre, variance = tc * velocity, 1 - tc
+    else:
+        a, b, da, db = path.alpha(tc), path.beta(tc), path.d_alpha(tc), path.d_beta(tc)
+        centre, variance = b / db * velocity, a * (a * db - b * da) / db
+    kappa = diffusion(time)[:, None] ** 2 * dt / (2 * variance)  # (n, 1)
+    mean = x + dt * velocity + torch.expm1(-kappa) * (x - centre)  # expm1(−κ) = −(1 − e^{−κ})
+    return mean, (variance * -torch.expm1(-2 * kappa)).sqrt()
 
 
-def resolve(diffusion: Diffusion | str | float) -> Diffusion:
-    """A diffusion schedule from a callable, a name in :data:`DIFFUSIONS` (scale 1) or a constant ``g``."""
-    if isinstance(diffusion, str):
-        if diffusion not in DIFFUSIONS:
-            raise ValueError(f"unknown diffusion {diffusion!r}; choose one of {sorted(DIFFUSIONS)} or pass g(t)")
-        return DIFFUSIONS[diffusion]()
-    if isinstance(diffusion, (int, float)):
-        return constant(float(diffusion))
-    if callable(diffusion):
-        return diffusion
-    raise TypeError(f"diffusion must be a callable g(t), a name or a number, got {type(diffusion).__name__}")
+def posterior_mean(x: Tensor, velocity: Tensor, t: Tensor | float, path: Interpolant | None = None) -> Tensor:
+    """``E[x1 | x_t]`` ``(n, d)`` from the velocity: ``x + (1 − t)·v`` (linear path), ``(a·v − ȧ·x)/(a·ḃ − b·ȧ)`` on ``path``."""
+    if path is None:
+        return x + (1 - batch_time(t, x)[:, None]) * velocity
+    return path.endpoints(x, velocity, batch_time(t, x))[1]
 
 
 def euler_maruyama(
@@ -192,6 +280,7 @@ def euler_maruyama(
     generator: torch.Generator | None = None,
     return_path: bool = False,
     grid: Tensor | None = None,
+    path: Interpolant | None = None,
 ) -> Solution:
     """Sample ``dX = [v + ½g²s] dt + g dW`` from ``x0`` ``(n, d)`` at ``t = 0``, one :func:`exponential_step` per step.
 
@@ -202,30 +291,31 @@ def euler_maruyama(
         v: a velocity field trained on the linear path from ``N(0, I)``.
         x0: source points ``(n, d)``.
         steps: number of uniform steps (ignored when ``grid`` is given).
-        diffusion: ``g(t)``: a callable, ``"constant"``, ``"decaying"``, ``"vp"``, or a number (constant ``g``).
+        diffusion: ``g(t)``: a callable, a name in :data:`DIFFUSIONS`, or a number (constant ``g``).
         generator: draws the Brownian increments; the same seed gives the same samples.
         return_path: also return the states at every grid time.
         grid: increasing times in ``[0, 1]``, shape ``(T + 1,)``.
+        path: sample along this path instead (Kim et al.'s interpolant conversion, e.g. :func:`vp_path`): ``v`` is
+            converted by :func:`convert` and the states are ``x̄_τ`` on ``path``.
 
     Returns:
         a :class:`~toyflow.solvers.Solution` with ``nfe = T`` (one velocity per step). A step that ends
-        at ``t = 1`` is the noiseless jump ``x + (1 − t)·v`` (the score is singular there).
+        at ``t = 1`` is the noiseless jump to ``E[x1 | x_t]`` (the score is singular there).
     """
+    check_callable("v", v, "a velocity field v(x, t)")
     g = resolve(diffusion)
-    if x0.ndim != 2:
-        raise ValueError(f"x0 must have shape (n, d), got {tuple(x0.shape)}")
-    grid = time_grid(steps, device=x0.device, dtype=x0.dtype) if grid is None else grid.to(x0)
-    if grid.ndim != 1 or len(grid) < 2 or not (grid[1:] > grid[:-1]).all() or grid[0] < 0 or grid[-1] > 1:
-        raise ValueError(f"grid must be increasing times in [0, 1] (at least 2), got {grid.tolist()}")
+    check_points("x0", x0)
+    if grid is None:
+        grid = time_grid(check_int("steps", steps), device=x0.device, dtype=x0.dtype)
+    grid = check_grid(grid, inside_unit=True, increasing=True).to(x0)
+    field = v if path is None else convert(v, check_path(path))
     x, states = x0, [x0]
     with torch.no_grad():
         for t, t_next in zip(grid[:-1], grid[1:]):
-            dt = t_next - t
             if t_next >= 1:  # the singular end: no score, no noise, the posterior-mean jump
-                x = x + dt * v(x, t.expand(len(x)))
+                x = posterior_mean(x, field(x, batch_time(t, x)), t, path)
             else:
-                noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-                x = exponential_step(v, x, t, dt, g, noise)
+                x = exponential_step(field, x, t, t_next - t, g, randn(x.shape, generator, x.device, x.dtype), path)
             if return_path:
                 states.append(x)
     return Solution(x, grid, len(grid) - 1, torch.stack(states) if return_path else None)
@@ -240,7 +330,8 @@ class InterpolantRegression:
 
     ``target="velocity"``: ``‖v(x_t, t) − (α̇·x0 + β̇·x1)‖²``, so ``v = E[α̇x0 + β̇x1 | x_t]``;
     ``target="denoiser"``: ``‖η(x_t, t) − z‖²``, so ``η = E[z | x_t]``. Then the drift is ``b = v + γ̇·η``
-    and the score ``s = −η/γ``, with no Gaussian source needed. Loss per point, averaged over dimensions.
+    and the score ``s = −η/γ``, with no Gaussian source needed. Loss per point, averaged over dimensions,
+    weighted by the pair weights; the batch (pairs, times, ``z``) comes from :func:`toyflow.batch.draw_batch`.
     """
 
     pairs: PairSource
@@ -250,19 +341,19 @@ class InterpolantRegression:
     target: str = "velocity"
 
     def __post_init__(self):
-        if self.target not in ("velocity", "denoiser"):
-            raise ValueError(f"target must be 'velocity' or 'denoiser', got {self.target!r}")
+        check_pair_source(self.pairs)
+        check_path(self.path)
         if not self.path.is_stochastic:
             raise ValueError(f"path must be stochastic (gamma > 0), e.g. paths.stochastic(), got {self.path.name}")
+        check_callable("time", self.time, "a time sampler time(n, generator, device) such as paths.UniformTime()")
+        check_int("batch_size", self.batch_size)
+        check_choice("target", self.target, ["velocity", "denoiser"])
 
-    def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
-        device = generator.device if generator is not None else model_device(model)
-        batch = self.pairs.sample(self.batch_size, generator, device)
-        t = self.time(self.batch_size, generator=generator, device=device)
-        z = torch.randn(batch.x0.shape, generator=generator, device=device)
-        xt = self.path.interpolate(batch.x0, batch.x1, t, z)
-        target = self.path.velocity(batch.x0, batch.x1, t) if self.target == "velocity" else z
-        return ((model(xt, t) - target) ** 2).mean()
+    def __call__(self, model: nn.Module | Callable, generator: torch.Generator | None = None) -> Tensor:
+        batch = draw_batch(self.pairs, self.batch_size, model, generator, self.time, self.path)
+        xt = self.path.interpolate(batch.x0, batch.x1, batch.t, batch.z)
+        target = self.path.velocity(batch.x0, batch.x1, batch.t) if self.target == "velocity" else batch.z
+        return mean_loss((model(xt, batch.t) - target) ** 2, batch.weight)
 
 
 def interpolant_sde(
@@ -285,21 +376,21 @@ def interpolant_sde(
     Returns:
         a :class:`~toyflow.solvers.Solution`; ``nfe = 2 × steps`` (the velocity and the denoiser each step).
     """
-    if not epsilon >= 0:
-        raise ValueError(f"epsilon must be >= 0 (the diffusion is √(2ε)), got {epsilon}")
-    if not 0 < delta < 0.5:
-        raise ValueError(f"delta must be in (0, 0.5), got {delta}")
-    if x0.ndim != 2:
-        raise ValueError(f"x0 must have shape (n, d), got {tuple(x0.shape)}")
-    grid = time_grid(steps, device=x0.device, dtype=x0.dtype)
+    check_callable("velocity", velocity, "a velocity field v(x, t)")
+    check_callable("denoiser", denoiser, "a denoiser η(x, t)")
+    check_path(path)
+    epsilon = check_number("epsilon", epsilon, low=0, why="the diffusion is √(2ε)")
+    delta = check_number("delta", delta, 0, 0.5, low_open=True, high_open=True)
+    check_points("x0", x0)
+    grid = time_grid(check_int("steps", steps), device=x0.device, dtype=x0.dtype)
     x, states, dt = x0, [x0], grid[1] - grid[0]
     with torch.no_grad():
         for t in grid[:-1]:
-            time = t.clamp(delta, 1 - delta).expand(len(x))
+            time = batch_time(t.clamp(delta, 1 - delta), x)
             eta = denoiser(x, time)
             b = velocity(x, time) + path.d_gamma(time)[:, None] * eta
             if epsilon > 0 and delta <= t and t + dt <= 1 - delta:
-                noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                noise = randn(x.shape, generator, x.device, x.dtype)
                 x = x + dt * (b - epsilon * eta / path.gamma(time)[:, None]) + (2 * epsilon * dt) ** 0.5 * noise
             else:
                 x = x + dt * b
