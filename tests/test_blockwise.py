@@ -61,14 +61,43 @@ def test_blockwise_flow_matching_learns_the_closed_form_velocity():
 def test_bad_input():
     with pytest.raises(ValueError, match="segments must be a positive int"):
         Blockwise(0)
+    with pytest.raises(ValueError, match="segments must be a positive int"):
+        Blockwise(True)
     with pytest.raises(ValueError, match="must increase from 0 to 1"):
         Blockwise([0.0, 0.6, 0.4, 1.0])
     with pytest.raises(ValueError, match="must increase from 0 to 1"):
         Blockwise([0.1, 1.0])
-    with pytest.raises(ValueError, match=r"x must have shape \(n, 2\), got \(3, 5\)"):
-        Blockwise(2, hidden=8)(torch.zeros(3, 5), torch.zeros(3))
+    with pytest.raises(ValueError, match="dim must be an int >= 1"):
+        Blockwise(2, dim=0)
+    with pytest.raises(ValueError, match="hidden must be an int >= 1"):
+        Blockwise(2, hidden=0)
+    v = Blockwise(2, hidden=8)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 2\).*got \(3, 5\)"):
+        v(torch.zeros(3, 5), torch.zeros(3))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        v([[0.0, 0.0]], 0.5)
+    with pytest.raises(ValueError, match=r"t must be a scalar or have shape \(3,\)"):
+        v(torch.zeros(3, 2), torch.zeros(4))
+    for t in (1.5, -0.1, float("nan"), torch.tensor([0.2, 1.01, 0.3])):  # a time outside [0, 1] has no segment
+        with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
+            v(torch.zeros(3, 2), t)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\].*got 2.0"):
+        segment_of(torch.tensor([0.5, 2.0]), torch.tensor([0.0, 0.5, 1.0]))
     with pytest.raises(ValueError, match="too few"):
         hidden_for_parameters(10, 4)
+    for name in ("parameters", "segments", "depth"):
+        with pytest.raises(ValueError, match=f"{name} must be an int >= 1"):
+            hidden_for_parameters(**{"parameters": 1000, "segments": 2, name: 0})
+
+
+def test_the_time_broadcast_is_the_bottom_layers():
+    import toyflow.blockwise as module
+
+    assert not hasattr(module, "_as_batch_time")
+    toyflow.seed(0)
+    v = Blockwise(2, hidden=8).double()
+    out = v(torch.zeros(4, 2, dtype=torch.float64), 0.7)
+    assert out.dtype == torch.float64 and out.shape == (4, 2)
 
 
 def test_the_segment_checker(capsys):

@@ -38,7 +38,7 @@ def test_distillation_learns_the_exact_flow_map_from_source_samples_only():
     toyflow.seed(0)
     student, history = distill_flow_map(CASE.velocity, source, 300, student=models.VelocityMLP(hidden=64, times=2),
                                         time=TimePairs(equal=0.5), batch_size=128, lr=1e-2, grad_clip=1.0, progress=False)
-    assert target.drawn == 0 and source.drawn == 300 * 128
+    assert target.drawn == 0 and source.drawn == 300 * 128 and source.dim == 2
     z = CASE.source.sample(2000, torch.Generator().manual_seed(1))
     exact = CASE.flow_map(z, 0.0, 1.0)
     euler_error = (z + CASE.velocity(z, 0.0) - exact).norm(dim=1).mean().item()  # one Euler step of the teacher
@@ -47,15 +47,64 @@ def test_distillation_learns_the_exact_flow_map_from_source_samples_only():
     assert errors[1] < 0.2, f"four steps of the student are off by {errors[1]:.3f}"
 
 
+def test_the_loss_is_the_mean_over_dimensions_and_both_gradients_share_its_value():
+    """p = 0: the loss is mean_{i, k} Δ_ik², the squared error averaged over points AND dimensions (not summed)."""
+    toyflow.seed(0)
+    teacher, student = models.VelocityMLP(hidden=16), models.VelocityMLP(hidden=16, times=2)
+    objective = FlowMapDistillation(teacher, CASE.source, batch_size=8, from_zero=0.0, p=0.0)
+    loss = objective(student, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    z = CASE.source.sample(8, g)
+    s, t = TimePairs()(8, generator=g)
+    with torch.no_grad():
+        xs = z + s[:, None] * student(z, torch.zeros_like(s), s)
+        expected = ((student(xs, s, t) - flowmap_target(student, teacher, xs, s, t)) ** 2).mean()
+    torch.testing.assert_close(loss.detach(), expected)
+    through = FlowMapDistillation(teacher, CASE.source, batch_size=8, from_zero=0.0, p=0.0, gradient="through")
+    loss_through = through(student, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(loss_through, loss, rtol=1e-5, atol=1e-6)  # the same residual: the same value
+    grads = [torch.autograd.grad(value, list(student.parameters())) for value in (loss, loss_through)]
+    assert any(not torch.allclose(a, b) for a, b in zip(*grads)), "through ∂_t X the gradient must differ"
+
+
+def test_objective_contract_generator_none_and_float64():
+    toyflow.seed(0)
+    teacher, student = models.VelocityMLP(hidden=16), models.VelocityMLP(hidden=16, times=2)
+    assert torch.isfinite(FlowMapDistillation(teacher, CASE.source, batch_size=8)(student))  # generator=None
+    double = GaussianToGaussian(mean=(3.0, -1.0), std=0.5)
+
+    class Double(toyflow.data.Distribution):
+        def _sample(self, n, generator, device):
+            return double.source.sample(n, generator, device).double()
+
+    for gradient in ("stop", "through"):
+        loss = FlowMapDistillation(teacher.double(), Double(), batch_size=8, gradient=gradient)(student.double())
+        assert loss.dtype == torch.float64
+
+
+def test_the_paper_gradient_also_learns_the_flow_map():
+    toyflow.seed(0)
+    student, _ = distill_flow_map(CASE.velocity, CASE.source, 300, student=models.VelocityMLP(hidden=64, times=2),
+                                  time=TimePairs(equal=0.5), batch_size=128, gradient="through", lr=1e-2, grad_clip=1.0,
+                                  progress=False)
+    z = CASE.source.sample(2000, torch.Generator().manual_seed(1))
+    exact = CASE.flow_map(z, 0.0, 1.0)
+    euler_error = (z + CASE.velocity(z, 0.0) - exact).norm(dim=1).mean().item()
+    error = (sample(student, z, 1).x - exact).norm(dim=1).mean().item()
+    assert error < 0.5 * euler_error, f"one step of the student ({error:.3f}) vs one Euler step ({euler_error:.3f})"
+
+
 def test_bad_input():
-    with pytest.raises(ValueError, match="batch_size must be an int >= 2, got 1"):
-        FlowMapDistillation(CASE.velocity, CASE.source, batch_size=1)
-    with pytest.raises(ValueError, match="p .* must be >= 0"):
-        FlowMapDistillation(CASE.velocity, CASE.source, p=-1.0)
-    with pytest.raises(ValueError, match="c must be > 0"):
-        FlowMapDistillation(CASE.velocity, CASE.source, c=0.0)
-    with pytest.raises(ValueError, match=r"from_zero .* must be in \[0, 1\], got 2"):
-        FlowMapDistillation(CASE.velocity, CASE.source, from_zero=2.0)
+    bad = {"teacher": (3, TypeError, "teacher must be"), "source": (3, TypeError, "source must be a distribution"),
+           "time": (0.5, TypeError, "time must be"), "batch_size": (1, ValueError, "batch_size must be an int >= 2, got 1"),
+           "p": (-1.0, ValueError, "p must be .*>= 0"), "c": (0.0, ValueError, "c must be .*> 0"),
+           "from_zero": (2.0, ValueError, r"from_zero must be .*<= 1.*got 2"),
+           "gradient": ("sideways", ValueError, r"gradient must be one of \['stop', 'through'\]")}
+    for name, (value, error, words) in bad.items():
+        with pytest.raises(error, match=words):
+            FlowMapDistillation(**{"teacher": CASE.velocity, "source": CASE.source, name: value})
+    with pytest.raises(TypeError, match="distribution must be a distribution"):
+        Counted("gaussian")
 
 
 def test_only_the_student_gets_gradients():

@@ -17,7 +17,7 @@ networks that each see only ``1/M`` of the training times.
 >>> v = Blockwise(segments=4, hidden=16)
 >>> v.segment(torch.tensor([0.0, 0.25, 0.5, 0.99, 1.0])).tolist()
 [0, 1, 2, 3, 3]
->>> tuple(v(torch.zeros(5, 2), torch.rand(5)).shape)
+>>> tuple(v(torch.zeros(5, 2), torch.linspace(0, 1, 5)).shape)
 (5, 2)
 """
 
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._base import batch_time as _as_batch_time
+from ._base import batch_time, check_int, check_points
 from .models import TimeEmbedding, VelocityMLP
 
 
@@ -37,9 +37,13 @@ def segment_of(t: Tensor, boundaries: Tensor) -> Tensor:
     """The segment ``k`` with ``b_k ≤ t < b_{k+1}`` of each time, ``(n,)`` long; ``t = 1`` is in the last segment.
 
     Args:
-        t: times ``(n,)`` in ``[0, 1]``.
+        t: times ``(n,)`` in ``[0, 1]`` (a time outside, or NaN, belongs to no segment: ``ValueError``).
         boundaries: ``(M + 1,)`` increasing, from 0 to 1.
     """
+    outside = ~((t >= 0) & (t <= 1))  # NaN is outside too
+    if bool(outside.any()):
+        raise ValueError(f"t must lie in [0, 1] (each time belongs to a segment of [0, 1]), got {t[outside][0].item()} "
+                         f"among {int(outside.sum())} time(s) outside")
     inner = boundaries[1:-1].to(t)  # the M − 1 cuts
     return torch.bucketize(t.contiguous(), inner, right=True)  # a time on a cut belongs to the segment that starts there
 
@@ -47,6 +51,9 @@ def segment_of(t: Tensor, boundaries: Tensor) -> Tensor:
 def hidden_for_parameters(parameters: int, segments: int, dim: int = 2, depth: int = 3, frequencies: int = 4) -> int:
     """The widest hidden size such that ``segments`` networks ``VelocityMLP(dim, hidden, depth)`` hold at most
     ``parameters`` parameters together (to compare Blockwise FM at equal size)."""
+    sizes = {"parameters": parameters, "segments": segments, "dim": dim, "depth": depth, "frequencies": frequencies}
+    for name, value in sizes.items():
+        check_int(name, value)
     inputs = dim + TimeEmbedding(frequencies).dim
     # parameters of one network: (depth − 1)·h² + (inputs + depth + dim)·h + dim
     a, b, c = depth - 1, inputs + depth + dim, dim - parameters / segments
@@ -69,7 +76,7 @@ class Blockwise(nn.Module):
     ):
         super().__init__()
         if isinstance(segments, int):
-            if segments < 1:
+            if isinstance(segments, bool) or segments < 1:
                 raise ValueError(f"segments must be a positive int or a list of cut times, got {segments!r}")
             boundaries = torch.linspace(0, 1, segments + 1)
         else:
@@ -77,6 +84,7 @@ class Blockwise(nn.Module):
             ends_fine = boundaries.ndim == 1 and len(boundaries) >= 2 and boundaries[0] == 0 and boundaries[-1] == 1
             if not ends_fine or (boundaries.diff() <= 0).any():
                 raise ValueError(f"segments as cut times must increase from 0 to 1, got {list(segments)}")
+        check_int("dim", dim)
         self.register_buffer("boundaries", boundaries)
         self.dim = dim
         segment_count = len(boundaries) - 1
@@ -87,9 +95,9 @@ class Blockwise(nn.Module):
         return segment_of(t, self.boundaries)
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
-        t = _as_batch_time(t, x)
+        """``v_k(x, t)`` for the segment ``k`` of each time; ``x`` ``(n, dim)``, ``t`` a time in ``[0, 1]`` or ``(n,)``."""
+        check_points("x", x, self.dim)
+        t = batch_time(t, x)
         segment = self.segment(t)  # (n,)
         first = segment[0]
         if bool((segment == first).all()):  # a solver's step: the whole batch is at one time, one network runs

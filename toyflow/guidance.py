@@ -3,18 +3,17 @@
 - :class:`ConditionalFlowMatching`: flow matching on labelled pairs with label dropout, so one network
   learns both ``v(x, t, c)`` and the unconditional ``v(x, t, ∅)``.
 - :func:`guided`: classifier-free guidance ``v_w = v_∅ + w·(v_c − v_∅)`` (Ho & Salimans 2022).
-- :func:`ratio_adaptive`: RAAG, a guidance weight that shrinks where ``‖v_c − v_∅‖/‖v_∅‖`` is large.
+- :func:`ratio_adaptive`: RAAG, a guidance weight that shrinks where ``‖v_c − v_∅‖²/‖v_∅‖²`` is large.
 - :func:`steer`: FlowChef-style steering of the ODE by a reward on the one-step endpoint estimate.
-- :func:`best_of_n`: draw ``N`` samples per output, keep the best by the reward.
-- :func:`class_report`: per-class W2 and the fraction of samples landing in their class's region.
 
+Best-of-N lives in :func:`toyflow.search.best_of_n`, the per-class report in :func:`toyflow.metrics.class_report`.
 Every guided field is a plain velocity ``v(x, t)`` for :func:`toyflow.solvers.integrate`.
 
 >>> import toyflow
 >>> toyflow.seed(0)
 >>> model = toyflow.models.ConditionalVelocityMLP(classes=2)
 >>> v = guided(model, label=1, w=2.0)
->>> toyflow.solvers.integrate(v, torch.randn(8, 2), steps=4).nfe  # two network passes per step, counted as one call
+>>> toyflow.solvers.integrate(v, torch.zeros(8, 2), steps=4).nfe  # two network passes per step, counted as one call
 4
 """
 
@@ -26,18 +25,30 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from . import metrics
+from ._base import batch_time, check_callable, check_int, check_number, check_points, rand
+from .batch import check_pair_source, draw_batch, mean_loss
 from .couplings import PairSource
-from .paths import Interpolant, UniformTime, linear
-from .solvers import Solution, Velocity, integrate, time_grid
-from ._base import model_device
+from .paths import Interpolant, UniformTime, check_path, linear
+from .solvers import Solution, Velocity, time_grid
 
 Reward = Callable[[Tensor], Tensor]  # points (n, d) -> reward (n,), differentiable for steering
 
 
+def _null_label(model: object) -> int:
+    """The model's null label ``∅`` (= its number of classes), or a ``TypeError`` for a model without one."""
+    null = getattr(model, "null", None)
+    if not callable(model) or not isinstance(null, int) or null < 1:
+        raise TypeError(f"model must be a class-conditional velocity v(x, t, label) with a null label model.null "
+                        f"(such as models.ConditionalVelocityMLP), got {type(model).__name__}")
+    return null
+
+
 @dataclass
 class ConditionalFlowMatching:
-    """``E ‖v_θ(x_t, t, c̃) − (x1 − x0)‖²`` with ``c̃ = ∅`` with probability ``drop``, else the pair's label.
+    """``E w·‖v_θ(x_t, t, c̃) − (α̇x0 + β̇x1 + γ̇z)‖²/d`` with ``c̃ = ∅`` with probability ``drop``, else the pair's label.
+
+    The batch comes from :func:`toyflow.batch.draw_batch` (pair weights ``w`` and the stochastic path's ``z``
+    are used), the loss is :func:`toyflow.batch.mean_loss` (per point, averaged over the ``d`` dimensions).
 
     Args:
         pairs: a labelled pair sampler (:class:`toyflow.couplings.LabelledPairSampler`): batches carry ``label``.
@@ -52,26 +63,47 @@ class ConditionalFlowMatching:
     batch_size: int = 256
 
     def __post_init__(self):
-        if not 0 <= self.drop < 1:
-            raise ValueError(f"drop must be in [0, 1), got {self.drop}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        check_pair_source(self.pairs)
+        check_number("drop", self.drop, low=0, high=1, high_open=True, why="the probability of the null label")
+        check_path(self.path)
+        check_callable("time", self.time, "a time sampler (n, generator, device) -> (n,)")
+        check_int("batch_size", self.batch_size)
 
     def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
-        device = generator.device if generator is not None else model_device(model)
-        batch = self.pairs.sample(self.batch_size, generator, device)
+        null = _null_label(model)
+        batch = draw_batch(self.pairs, self.batch_size, model, generator, self.time, self.path)
         if batch.label is None:
             raise ValueError("pairs must give labelled batches (PairBatch.label); use couplings.LabelledPairSampler")
-        dropped = torch.rand(self.batch_size, generator=generator, device=device) < self.drop
-        label = torch.where(dropped, torch.full_like(batch.label, model.null), batch.label)
-        t = self.time(self.batch_size, generator=generator, device=device)
-        xt = self.path.interpolate(batch.x0, batch.x1, t)
-        return ((model(xt, t, label) - self.path.velocity(batch.x0, batch.x1, t)) ** 2).mean()
+        dropped = rand(self.batch_size, generator, device=batch.x1.device) < self.drop  # (B,)
+        label = torch.where(dropped, torch.full_like(batch.label, null), batch.label)
+        xt = self.path.interpolate(batch.x0, batch.x1, batch.t, batch.z)
+        target = self.path.velocity(batch.x0, batch.x1, batch.t, batch.z)
+        return mean_loss((model(xt, batch.t, label) - target) ** 2, batch.weight)
 
 
-def _both(model: nn.Module, x: Tensor, t: Tensor, label: Tensor | int) -> tuple[Tensor, Tensor]:
+def _check_label(model: nn.Module, label: Tensor | int) -> Tensor | int:
+    """``label`` if it is a class ``0 … C − 1`` of ``model``, an int or an integer tensor ``(n,)``; else a ``ValueError``."""
+    classes = _null_label(model)
+    if isinstance(label, Tensor) and label.ndim == 1 and len(label) and label.dtype in (torch.int64, torch.int32):
+        low, high = label.min().item(), label.max().item()
+    elif isinstance(label, int) and not isinstance(label, bool):
+        low = high = label
+    else:
+        given = f"{label.dtype} {tuple(label.shape)}" if isinstance(label, Tensor) else repr(label)
+        raise ValueError(f"label must be an int or a non-empty integer tensor of shape (n,), got {given}")
+    if low < 0 or high >= classes:
+        raise ValueError(f"label must be a class 0 … {classes - 1} of the model ({classes} is its null label), "
+                         f"got {low if low < 0 else high}")
+    return label
+
+
+def _both(model: nn.Module, x: Tensor, t: Tensor | float, label: Tensor | int) -> tuple[Tensor, Tensor]:
     """``(v_c, v_∅)`` at ``(x, t)`` from one batched pass, each ``(n, d)``."""
-    label = torch.as_tensor(label, device=x.device).expand(len(x))
+    t = batch_time(t, x)
+    label = torch.as_tensor(label, device=x.device)
+    label = label.expand(len(x)) if label.ndim == 0 else label
+    if label.shape != (len(x),):
+        raise ValueError(f"label must be an int or have shape ({len(x)},) like x, got {tuple(label.shape)}")
     null = torch.full_like(label, model.null)
     v = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([label, null]))
     return v[: len(x)], v[len(x):]
@@ -81,10 +113,10 @@ def guided(model: nn.Module, label: Tensor | int, w: float) -> Velocity:
     """Classifier-free guidance: ``v_w(x, t) = v(x, t, ∅) + w·(v(x, t, c) − v(x, t, ∅))``.
 
     ``w = 0`` is the unconditional flow, ``w = 1`` the conditional one, ``w > 1`` pushes further along the
-    direction that tells class ``c`` apart (sharper, less diverse). ``label`` is an int or ``(n,)``.
+    direction that tells class ``c`` apart (sharper, less diverse). ``label`` is a class (int) or ``(n,)``.
     """
-    if w < 0:
-        raise ValueError(f"w must be >= 0, got {w}")
+    label = _check_label(model, label)
+    w = check_number("w", w, low=0, why="the guidance weight; 0 is unconditional, 1 conditional")
 
     def velocity(x: Tensor, t: Tensor) -> Tensor:
         conditional, unconditional = _both(model, x, t, label)
@@ -94,19 +126,21 @@ def guided(model: nn.Module, label: Tensor | int, w: float) -> Velocity:
 
 
 def guidance_ratio(conditional: Tensor, unconditional: Tensor) -> Tensor:
-    """RAAG's ratio ``ρ = ‖v_c − v_∅‖ / ‖v_∅‖`` per point, shape ``(n,)``."""
-    return (conditional - unconditional).norm(dim=1) / unconditional.norm(dim=1).clamp_min(1e-8)
+    """RAAG's ratio ``ρ = ‖v_c − v_∅‖² / ‖v_∅‖²`` per point (squared norms, as in the paper), shape ``(n,)``."""
+    return (conditional - unconditional).pow(2).sum(1) / unconditional.pow(2).sum(1).clamp_min(1e-12)
 
 
 def ratio_adaptive(model: nn.Module, label: Tensor | int, w_max: float, alpha: float = 2.0) -> Velocity:
-    """RAAG (ratio-aware adaptive guidance): ``v = v_∅ + w_t·(v_c − v_∅)``, ``w_t = 1 + (w_max − 1)·exp(−α ρ_t)``.
+    """RAAG (ratio-aware adaptive guidance, Zhu et al. 2025, arXiv 2508.03442):
+    ``v = v_∅ + w_t·(v_c − v_∅)``, ``w_t = 1 + (w_max − 1)·exp(−α ρ_t)``, ``ρ_t = ‖v_c − v_∅‖²/‖v_∅‖²``.
 
     ``ρ_t`` (:func:`guidance_ratio`) is largest in the first steps (``t ≈ 0``), where the conditional and
     unconditional fields disagree most and a strong constant ``w`` throws points off the data; there
     ``w_t → 1`` (plain conditional), and it rises to ``w_max`` as ``ρ_t`` falls. ``w_max = 1`` is no guidance.
     """
-    if w_max < 0 or alpha < 0:
-        raise ValueError(f"w_max and alpha must be >= 0, got w_max={w_max}, alpha={alpha}")
+    label = _check_label(model, label)
+    w_max = check_number("w_max", w_max, low=0, why="the largest guidance weight")
+    alpha = check_number("alpha", alpha, low=0, why="how fast the weight falls with the ratio")
 
     def velocity(x: Tensor, t: Tensor) -> Tensor:
         conditional, unconditional = _both(model, x, t, label)
@@ -114,6 +148,18 @@ def ratio_adaptive(model: nn.Module, label: Tensor | int, w_max: float, alpha: f
         return unconditional + w[:, None] * (conditional - unconditional)
 
     return velocity
+
+
+def _rewarded(reward: Reward, x: Tensor) -> Tensor:
+    """``reward(x)``, checked: a finite tensor of shape ``(n,)`` (else a ``ValueError`` that says what came back)."""
+    value = reward(x)
+    if not isinstance(value, Tensor) or value.shape != (len(x),):
+        shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f"reward must return a tensor of shape ({len(x)},), one number per point, got {shape}")
+    if not bool(torch.isfinite(value).all()):
+        bad = int((~torch.isfinite(value)).sum())
+        raise ValueError(f"reward returned NaN or inf at {bad} of {len(x)} points; it must be finite where the flow goes")
+    return value
 
 
 def steer(
@@ -127,51 +173,26 @@ def steer(
     gradient, no retraining: the cost is one network call per step (``nfe = steps``) plus reward gradients.
 
     Args:
-        v: the velocity field; reward: ``(n, d) -> (n,)``, differentiable; x0: ``(n, d)`` source points.
+        v: the velocity field; reward: ``(n, d) -> (n,)``, differentiable and finite; x0: ``(n, d)`` source points.
         steps: Euler steps on ``[0, 1]``; lr: step size on the reward; inner: ascent steps per grid time;
-        until: steer only while ``t < until`` (late changes leave no time for the flow to repair them).
+        until: steer only while ``t < until``, in ``[0, 1]`` (late changes leave no time for the flow to repair them).
     """
-    if not lr >= 0 or not isinstance(inner, int) or inner < 0:
-        raise ValueError(f"lr must be >= 0 and inner a non-negative int, got lr={lr}, inner={inner!r}")
+    check_callable("v", v, "a velocity field v(x, t) -> (n, d)")
+    check_callable("reward", reward, "a reward (n, d) -> (n,)")
+    check_points("x0", x0)
+    check_int("steps", steps)
+    check_number("lr", lr, low=0, why="the step size on the reward")
+    check_int("inner", inner, minimum=0)
+    check_number("until", until, low=0, high=1, why="steering stops at this time")
     grid = time_grid(steps, device=x0.device, dtype=x0.dtype)
     x = x0
     for t, t_next in zip(grid[:-1], grid[1:]):
         with torch.no_grad():
-            velocity = v(x, t.expand(len(x)))
+            velocity = v(x, batch_time(t, x))
         if t < until:
             for _ in range(inner):
                 x = x.detach().requires_grad_(True)
-                (gradient,) = torch.autograd.grad(reward(x + (1 - t) * velocity).sum(), x)
+                (gradient,) = torch.autograd.grad(_rewarded(reward, x + (1 - t) * velocity).sum(), x)
                 x = (x + lr * gradient).detach()
         x = x + (t_next - t) * velocity
     return Solution(x.detach(), grid, steps)
-
-
-def best_of_n(v: Velocity, reward: Reward, x0: Tensor, n: int, steps: int) -> Solution:
-    """Best-of-N: for each of the ``m`` outputs, integrate ``n`` candidates from ``x0`` ``(m·n, d)`` with
-    ``steps`` Euler steps and keep the one of highest reward; ``nfe = n·steps`` per output."""
-    if not isinstance(n, int) or n < 1 or len(x0) % n:
-        raise ValueError(f"n must be a positive int dividing len(x0) = {len(x0)}, got {n!r}")
-    solution = integrate(v, x0, steps)
-    candidates = solution.x.view(-1, n, x0.shape[1])  # (m, n, d)
-    best = reward(solution.x).view(-1, n).argmax(1)  # (m,)
-    return Solution(candidates[torch.arange(len(candidates)), best], solution.grid, n * steps)
-
-
-def class_report(
-    sample: Callable[[int], Tensor], target, n: int = 500, generator: torch.Generator | None = None
-) -> dict[str, float]:
-    """Per-class quality of a conditional sampler: mean over classes of ``W2(samples of c, data of c)`` and
-    the fraction of samples whose region (``target.classify``) is the asked class.
-
-    Args:
-        sample: ``label -> (n, d)`` samples for class ``label``.
-        target: a labelled distribution (``sample_labelled``, ``classify``, ``classes``).
-    """
-    x, y = target.sample_labelled(n * target.classes, generator)
-    distances, hits = [], []
-    for c in range(target.classes):
-        generated = sample(c)
-        distances.append(metrics.w2(generated, x[y == c]))
-        hits.append((target.classify(generated) == c).float().mean().item())
-    return {"W2 per class": sum(distances) / len(distances), "in class region": sum(hits) / len(hits)}

@@ -30,9 +30,9 @@ import torch
 from torch import Tensor, nn
 
 from . import data
-from .nf.base import mlp
+from ._base import check_callable, check_int, check_number, check_points, mlp, model_device, rand, randn
+from .batch import check_distribution, draw_batch, mean_loss
 from .solvers import Solution, Velocity, integrate
-from ._base import model_device
 
 
 @dataclass
@@ -60,15 +60,18 @@ class Lifted(data.Distribution):
     phases: Tensor = field(init=False, repr=False)  # φ, (D − 2,)
 
     def __post_init__(self):
-        if not isinstance(self.dim, int) or self.dim < 3:
-            raise ValueError(f"dim (the ambient dimension) must be an int >= 3, got {self.dim!r}")
-        if not self.noise >= 0:
-            raise ValueError(f"noise must be >= 0, got {self.noise}")
+        check_int("dim (the ambient dimension)", self.dim, minimum=3)
+        check_number("frequency", self.frequency, low=0, why="the scale of the random frequencies")
+        check_number("amplitude", self.amplitude, why="the size of the sine features")
+        check_number("noise", self.noise, low=0, why="the standard deviation of the ambient noise")
+        check_int("seed", self.seed, minimum=0)
         self.base = data.get(self.data_name)
+        if self.base.dim != 2:
+            raise ValueError(f"data_name must name a 2D data set, got {self.data_name!r} of dimension {self.base.dim}")
         generator = torch.Generator().manual_seed(self.seed)
-        self.rotation = torch.linalg.qr(torch.randn(self.dim, self.dim, generator=generator))[0]
-        self.frequencies = self.frequency * torch.randn(self.dim - 2, 2, generator=generator)
-        self.phases = 2 * math.pi * torch.rand(self.dim - 2, generator=generator)
+        self.rotation = torch.linalg.qr(randn((self.dim, self.dim), generator))[0]
+        self.frequencies = self.frequency * randn((self.dim - 2, 2), generator)
+        self.phases = 2 * math.pi * rand(self.dim - 2, generator)
 
     def lift(self, y: Tensor) -> Tensor:
         """The noise-free map ``Q·[y, a·sin(Ω y + φ)]`` of 2D points ``(n, 2)`` to ``(n, D)``."""
@@ -77,13 +80,12 @@ class Lifted(data.Distribution):
 
     def project(self, x: Tensor) -> Tensor:
         """The original 2D coordinates ``(Qᵀx)[:2]`` of points ``(n, D)`` (exact on the noise-free lift)."""
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        check_points("x", x, self.dim)
         return x @ self.rotation.to(x)[:, :2]
 
     def _sample(self, n, generator, device):
         x = self.lift(self.base.sample(n, generator, device))
-        return x + self.noise * torch.randn(x.shape, generator=generator, device=device)
+        return x + self.noise * randn(x.shape, generator, device=x.device, dtype=x.dtype)
 
 
 class Autoencoder(nn.Module):
@@ -95,25 +97,22 @@ class Autoencoder(nn.Module):
 
     def __init__(self, dim: int, latent: int = 2, hidden: int = 128, depth: int = 2):
         super().__init__()
-        if not isinstance(latent, int) or not 1 <= latent < dim:
+        check_int("dim", dim, minimum=2)
+        if not isinstance(latent, int) or isinstance(latent, bool) or not 1 <= latent < dim:
             raise ValueError(f"latent must be an int in [1, dim = {dim}), got {latent!r}")
         self.dim, self.latent = dim, latent
         self.encoder, self.decoder = mlp(dim, latent, hidden, depth), mlp(latent, dim, hidden, depth)
-        for net in (self.encoder, self.decoder):  # nf.base.mlp zeroes the last layer; an autoencoder needs it live
-            nn.init.kaiming_uniform_(net[-1].weight, a=math.sqrt(5))
         self.register_buffer("mean", torch.zeros(latent))
         self.register_buffer("std", torch.ones(latent))
 
     def encode(self, x: Tensor) -> Tensor:
         """Standardised latents ``(E(x) − mean)/std``, ``(n, D) → (n, k)``."""
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        check_points("x", x, self.dim)
         return (self.encoder(x) - self.mean) / self.std
 
     def decode(self, z: Tensor) -> Tensor:
         """``D(mean + std·z)``, ``(n, k) → (n, D)``."""
-        if z.ndim != 2 or z.shape[1] != self.latent:
-            raise ValueError(f"z must have shape (n, {self.latent}), got {tuple(z.shape)}")
+        check_points("z", z, self.latent)
         return self.decoder(self.mean + self.std * z)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -121,7 +120,11 @@ class Autoencoder(nn.Module):
 
     @torch.no_grad()
     def calibrate(self, x: Tensor) -> None:
-        """Set ``mean`` and ``std`` from the raw latents of the data ``x`` ``(n, D)``: encoded data have mean 0, std 1."""
+        """Set ``mean`` and ``std`` from the raw latents of the data ``x`` ``(n, D)``, ``n >= 2``: encoded data have
+        mean 0, std 1."""
+        check_points("x", x, self.dim)
+        if len(x) < 2:
+            raise ValueError(f"x must hold at least 2 points to estimate a standard deviation, got {len(x)}")
         raw = self.encoder(x)
         self.mean.copy_(raw.mean(0))
         self.std.copy_(raw.std(0).clamp_min(1e-6))
@@ -129,35 +132,51 @@ class Autoencoder(nn.Module):
 
 @dataclass
 class Reconstruction:
-    """The autoencoder's objective ``E‖D(E(x)) − x‖²/D`` on fresh batches of ``data``, for ``train.fit``."""
+    """The autoencoder's objective ``E‖D(E(x)) − x‖²/D`` on fresh batches of ``data``, for ``train.fit``
+    (drawn by :func:`toyflow.batch.draw_batch`, reduced by :func:`toyflow.batch.mean_loss`)."""
 
     data: data.Distribution
     batch_size: int = 256
 
+    def __post_init__(self):
+        check_distribution(self.data)
+        check_int("batch_size", self.batch_size)
+
     def __call__(self, model: Autoencoder, generator: torch.Generator | None = None) -> Tensor:
-        device = generator.device if generator is not None else model_device(model)
-        x = self.data.sample(self.batch_size, generator, device)
-        return (model(x) - x).pow(2).mean()
+        if not isinstance(model, Autoencoder):
+            raise TypeError(f"model must be a latent.Autoencoder, got {type(model).__name__}")
+        x = draw_batch(self.data, self.batch_size, model, generator).x1  # (B, D)
+        return mean_loss((model(x) - x) ** 2)
 
 
 @dataclass
 class Encoded(data.Distribution):
-    """The data as seen by a frozen autoencoder: ``sample`` returns ``E(x)``, ``x ~ data``, shape ``(n, k)``."""
+    """The data as seen by a frozen autoencoder: ``sample`` returns ``E(x)``, ``x ~ data``, shape ``(n, k)``.
+
+    The data are drawn by the device rule and encoded where the autoencoder lives; the latents then go to
+    the ``device`` asked for."""
 
     data: data.Distribution
     autoencoder: Autoencoder
 
     def __post_init__(self):
+        check_distribution(self.data)
+        if not isinstance(self.autoencoder, Autoencoder):
+            raise TypeError(f"autoencoder must be a latent.Autoencoder, got {type(self.autoencoder).__name__}")
         self.dim = self.autoencoder.latent
 
     def _sample(self, n, generator, device):
         with torch.no_grad():
-            return self.autoencoder.encode(self.data.sample(n, generator, device))
+            return self.autoencoder.encode(self.data.sample(n, generator, model_device(self.autoencoder)))
 
 
 def sample(velocity: Velocity, autoencoder: Autoencoder, z0: Tensor, steps: int = 100, method: str = "euler") -> Solution:
     """Integrate the latent flow from ``z0`` ``(n, k)`` and decode: a :class:`~toyflow.solvers.Solution` whose ``x`` is
     ``D(z1)`` ``(n, D)`` (``nfe`` counts the flow's evaluations; the decoder adds one pass)."""
+    if not isinstance(autoencoder, Autoencoder):
+        raise TypeError(f"autoencoder must be a latent.Autoencoder, got {type(autoencoder).__name__}")
+    check_callable("velocity", velocity, "a velocity field v(z, t) -> (n, k)")
+    check_points("z0", z0, autoencoder.latent)
     latent = integrate(velocity, z0, steps, method)
     with torch.no_grad():
         return Solution(autoencoder.decode(latent.x), latent.grid, latent.nfe)

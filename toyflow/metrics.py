@@ -26,6 +26,7 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
+from ._base import randn
 from .solvers import EVALUATIONS_PER_STEP, Velocity, integrate
 
 
@@ -68,7 +69,7 @@ def sliced_w2(x: Tensor, y: Tensor, projections: int = 256, generator: torch.Gen
         raise ValueError(f"x and y must have the same shape (n, d), got {tuple(x.shape)} and {tuple(y.shape)}")
     if not isinstance(projections, int) or isinstance(projections, bool) or projections < 1:
         raise ValueError(f"projections must be a positive int, got {projections!r}")
-    directions = torch.randn(x.shape[1], projections, generator=generator, dtype=torch.float64)
+    directions = randn((x.shape[1], projections), generator, dtype=torch.float64)
     directions /= directions.norm(dim=0)
     px, py = (x @ directions).sort(0).values, (y @ directions).sort(0).values  # (n, P)
     return float(((px - py) ** 2).mean().sqrt())
@@ -105,7 +106,7 @@ def fine_w2(x: Tensor, y: Tensor, projections: int = 32, generator: torch.Genera
         angle = torch.arange(projections, dtype=torch.float64) * math.pi / projections
         directions = torch.stack([angle.cos(), angle.sin()])  # (2, P)
     else:
-        directions = torch.randn(d, projections, generator=generator, dtype=torch.float64)
+        directions = randn((d, projections), generator, dtype=torch.float64)
         directions /= directions.norm(dim=0)
     px, py = (directions.T @ x.T).sort(1).values, (directions.T @ y.T).sort(1).values  # (P, n), sorted rows
     return float((d * ((px - py) ** 2).mean()).sqrt())
@@ -232,3 +233,31 @@ def cnf_log_prob(
     x0, integral = (s[-1] for s in torchdiffeq.odeint(augmented, start, times, rtol=rtol, atol=atol))
     # integral = ∫_1^0 div dt = −∫_0^1 div dt
     return source_log_prob(x0) + integral
+
+
+def class_report(
+    sample: Callable[[int], Tensor], target, n: int = 500, generator: torch.Generator | None = None
+) -> dict[str, float]:
+    """Per-class quality of a conditional sampler: the mean over classes ``c`` of ``W2(samples of c, data of c)``
+    and the fraction of samples whose region (``target.classify``) is the class asked for.
+
+    Args:
+        sample: ``label -> (m, d)`` samples for class ``label`` (a sampler moved to the guidance of ``label``).
+        target: a labelled distribution (``sample_labelled``, ``classify``, ``classes``), e.g. ``data.get("checkerboard")``.
+        n: data points per class for the reference (``n·classes`` are drawn, each keeps its own class's).
+        generator: for the reference data.
+    """
+    if not callable(sample):
+        raise TypeError(f"sample must be a function label -> (m, d) samples, got {type(sample).__name__}")
+    if not all(hasattr(target, name) for name in ("sample_labelled", "classify", "classes")):
+        raise TypeError(f"target must be a labelled distribution (sample_labelled, classify, classes), "
+                        f"got {type(target).__name__}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    x, y = target.sample_labelled(n * target.classes, generator)
+    distances, hits = [], []
+    for c in range(target.classes):
+        generated = _points(sample(c), "sample(c)")
+        distances.append(w2(generated, x[y == c]))
+        hits.append((target.classify(generated.to(x)) == c).double().mean().item())
+    return {"W2 per class": sum(distances) / len(distances), "in class region": sum(hits) / len(hits)}

@@ -127,7 +127,7 @@ class BossStraightening:
     def __post_init__(self):
         check_callable("teacher", self.teacher, "a velocity field v(x, t) -> (n, d)")
         check_points("x0", self.x0)
-        check_grid(self.schedule, inside_unit=True, increasing=True)
+        check_grid(self.schedule, inside_unit=True, increasing=True, name="schedule")
         check_int("substeps", self.substeps)
         check_int("batch_size", self.batch_size)
         times = self.schedule.to(self.x0)

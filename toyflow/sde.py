@@ -378,7 +378,9 @@ def interpolant_sde(
     """
     check_callable("velocity", velocity, "a velocity field v(x, t)")
     check_callable("denoiser", denoiser, "a denoiser η(x, t)")
-    check_path(path)
+    if not check_path(path).is_stochastic:
+        raise ValueError(f"path must be stochastic (gamma > 0 inside (0, 1): the score is −η/γ), got {path.name}: "
+                         "use paths.stochastic(sigma)")
     epsilon = check_number("epsilon", epsilon, low=0, why="the diffusion is √(2ε)")
     delta = check_number("delta", delta, 0, 0.5, low_open=True, high_open=True)
     check_points("x0", x0)
