@@ -65,7 +65,7 @@ def test_bad_input():
         paths.stochastic(0.0)
     with pytest.raises(ValueError, match="s must be a finite number > 0"):
         paths.LogitNormalTime(0.0, -1.0)
-    with pytest.raises(ValueError, match="a must be > 0"):
+    with pytest.raises(ValueError, match="a must be a finite number > 0"):
         paths.UShapedTime(-math.e)
     with pytest.raises(ValueError, match=r"t must have shape \(3,\), got \(2,\)"):
         paths.linear().interpolate(torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(2))

@@ -163,7 +163,7 @@ def test_bad_input():
         rectify.Distillation(torch.zeros(2, 2))
     with pytest.raises(ValueError, match="rounds must be an int >= 1, got 0"):
         rectify.rectified_flow(CASE.source, CASE.target, rounds=0)
-    with pytest.raises(ValueError, match="num_pairs must be a positive int, got -5"):
+    with pytest.raises(ValueError, match="num_pairs must be an int >= 1, got -5"):
         rectify.rectified_flow(CASE.source, CASE.target, num_pairs=-5)
     with pytest.raises(ValueError, match="warmup must be a positive int"):
         rectify.AnnealedPairs(couplings.FixedPairs(torch.zeros(2, 2), torch.ones(2, 2)), warmup=0)

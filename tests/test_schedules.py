@@ -86,7 +86,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="x0"):
         schedules.BossStraightening(CASE.velocity, torch.zeros(2, 2, 2), schedule)
     for grid in (torch.tensor([0.0, 0.7, 0.5, 1.0]), torch.tensor([0.0, 1.5]), torch.tensor([0.0]), torch.tensor([1.0, 0.0])):
-        with pytest.raises(ValueError, match="grid"):
+        with pytest.raises(ValueError, match="schedule must be"):
             schedules.BossStraightening(CASE.velocity, x0, grid)
     for name in ("substeps", "batch_size"):
         with pytest.raises(ValueError, match=name):
