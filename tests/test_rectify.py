@@ -165,7 +165,7 @@ def test_bad_input():
         rectify.rectified_flow(CASE.source, CASE.target, rounds=0)
     with pytest.raises(ValueError, match="num_pairs must be an int >= 1, got -5"):
         rectify.rectified_flow(CASE.source, CASE.target, num_pairs=-5)
-    with pytest.raises(ValueError, match="warmup must be a positive int"):
+    with pytest.raises(ValueError, match="warmup must be an int >= 1"):
         rectify.AnnealedPairs(couplings.FixedPairs(torch.zeros(2, 2), torch.ones(2, 2)), warmup=0)
     with pytest.raises(ValueError, match="method='path' .* pass path="):
         solvers.integrate(CASE.velocity, torch.zeros(2, 2), method="path")
