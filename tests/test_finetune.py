@@ -303,3 +303,11 @@ def test_guard_ratio_norm_is_the_mean_difference_times_the_step_noise():
     guarded = std[..., 0] * (log_ratio + policy.step_kl(mean, mean_old, std))
     torch.testing.assert_close(guarded, ((mean - mean_old) * noise).sum(-1))
     assert log_ratio.mean() < 0  # the left shift the guard removes
+
+
+def test_the_noise_network_lives_beside_the_velocity():
+    velocity = models.VelocityMLP(hidden=8).double()
+    policy = finetune.NoisyPolicy(velocity)
+    assert next(policy.noise_net.parameters()).dtype == torch.float64
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    assert policy.noise(x, torch.full((3,), 0.5, dtype=torch.float64)).shape == (3, 1)

@@ -59,7 +59,7 @@ def test_stochastic_path_objective_runs_and_uses_noise():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="loss must be one of \['l2', 'pseudo_huber'\], got 'l1'"):
+    with pytest.raises(ValueError, match=r"loss must be one of \['l2', 'pseudo_huber'\], got 'l1'"):
         FlowMatching(PAIRS, loss="l1")
     with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         FlowMatching(PAIRS, batch_size=0)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from . import (
+    batch,
     blockwise,
     closed_form,
     couplings,
@@ -26,6 +27,7 @@ from . import (
     nf,
     pairs,
     paths,
+    policy,
     rectify,
     refine,
     restore,
@@ -39,9 +41,9 @@ from . import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "blockwise", "closed_form", "couplings", "data", "device", "finetune", "flow_matching", "flowmap", "guidance",
-    "latent", "meanflow", "metrics", "models", "nf", "pairs", "paths", "rectify", "refine", "restore", "schedules", "sde",
-    "search", "seed", "solvers", "train", "transport",
+    "batch", "blockwise", "closed_form", "couplings", "data", "device", "finetune", "flow_matching", "flowmap", "guidance",
+    "latent", "meanflow", "metrics", "models", "nf", "pairs", "paths", "policy", "rectify", "refine", "restore", "schedules",
+    "sde", "search", "seed", "solvers", "train", "transport",
 ]
 
 

@@ -20,8 +20,8 @@ An objective is a dataclass called as ``objective(model, generator=None) -> loss
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn

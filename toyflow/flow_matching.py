@@ -73,5 +73,6 @@ class FlowMatching:
         error = model(xt, batch.t) - target  # (B, d)
         if self.loss == "l2":
             return mean_loss(error**2, batch.weight)
-        return mean_loss(pseudo_huber(error, self.huber_c if self.huber_c is not None else 0.00054 * error.shape[1]), batch.weight)
+        c = self.huber_c if self.huber_c is not None else 0.00054 * error.shape[1]
+        return mean_loss(pseudo_huber(error, c), batch.weight)
 

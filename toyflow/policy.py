@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from . import sde
-from ._base import check_int, check_number, mlp
+from ._base import check_int, check_number, mlp, model_device, model_dtype
 from .solvers import time_grid
 
 Reward = Callable[[Tensor], Tensor]  # points (n, d) -> rewards (n,)
@@ -134,11 +134,13 @@ class NoisyPolicy(nn.Module):
         check_number("sigma_min", sigma_min, low=0, low_open=True)
         check_number("sigma_max", sigma_max, low=sigma_min, low_open=True, why="the largest noise, above sigma_min")
         self.velocity, self.sigma_min, self.sigma_max = velocity, sigma_min, sigma_max
-        self.noise_net = mlp(dim + 1, 1, hidden, depth=1)
+        self.noise_net = mlp(dim + 1, 1, hidden, depth=1).to(model_device(velocity), model_dtype(velocity))  # beside v
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        """The velocity ``v_θ(x, t)`` ``(n, d)``."""
         return self.velocity(x, t)
 
     def noise(self, x: Tensor, t: Tensor) -> Tensor:
+        """The noise scale ``σ_φ(x, t) = σ_min + (σ_max − σ_min)·sigmoid(mlp(x, t))``, shape ``(n, 1)``."""
         gate = torch.sigmoid(self.noise_net(torch.cat([x, t[:, None].to(x)], 1)))  # (n, 1)
         return self.sigma_min + (self.sigma_max - self.sigma_min) * gate
