@@ -116,6 +116,7 @@ class Autoencoder(nn.Module):
         return self.decoder(self.mean + self.std * z)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The reconstruction ``D(E(x))`` ``(n, dim)``."""
         return self.decode(self.encode(x))
 
     @torch.no_grad()

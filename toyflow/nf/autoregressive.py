@@ -46,6 +46,7 @@ class MaskedLinear(nn.Linear):
         self.register_buffer("mask", mask.float())
 
     def forward(self, x: Tensor) -> Tensor:
+        """``(W ⊙ M)x + b`` for ``x`` ``(n, in)``."""
         return F.linear(x, self.weight * self.mask, self.bias)
 
 
@@ -79,6 +80,7 @@ class MADE(nn.Module):
         self.net = nn.Sequential(*layers, output)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The shifts and the raw log-scales ``(n, d)`` each; output ``i`` reads only the inputs before ``i`` in the order."""
         shift, log_scale = self.net(x).chunk(2, dim=1)
         return shift, log_scale
 
@@ -103,9 +105,11 @@ class MaskedAutoregressive(nn.Module):
         return shift, soft_clamp(log_scale, self.bound)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Data side to latent side: ``z`` and ``log|det ∂z/∂x|`` ``(n,)``."""
         return affine_forward(x, *self._params(x))
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Latent side to data side: ``x`` and ``log|det ∂x/∂z|`` ``(n,)``. One coordinate at a time, in the order."""
         x = torch.zeros_like(z)
         for i in self.order.tolist():  # x_i = z_i·exp(α_i) + μ_i once x_<i is known
             column = torch.arange(z.shape[1], device=z.device) == i

@@ -46,9 +46,11 @@ class AffineCoupling(nn.Module):
         return shift * moved, soft_clamp(log_scale, self.bound) * moved
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Data side to latent side: ``z`` and ``log|det ∂z/∂x|`` ``(n,)``."""
         return affine_forward(x, *self._params(x))
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Latent side to data side: ``x`` and ``log|det ∂x/∂z|`` ``(n,)``."""
         return affine_inverse(z, *self._params(z))
 
 

@@ -41,6 +41,7 @@ class Denoiser(nn.Module):
         self.net = mlp(tokens * channels, tokens * channels, hidden, depth)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The denoised sequences ``x + net(x)`` ``(n, tokens, channels)``."""
         if tuple(x.shape[1:]) != self.event_shape:
             raise ValueError(f"x must have shape (n, {self.event_shape[0]}, {self.event_shape[1]}), got {tuple(x.shape)}")
         return x + self.net(x.flatten(1)).view_as(x)

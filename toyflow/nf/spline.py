@@ -122,9 +122,11 @@ class SplineCoupling(nn.Module):
         return torch.where(kept, x, y), torch.where(kept, 0.0, log_derivative).sum(1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Data side to latent side: ``z`` and ``log|det ∂z/∂x|`` ``(n,)``."""
         return self._spline(x, inverse=False)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Latent side to data side: ``x`` and ``log|det ∂x/∂z|`` ``(n,)``."""
         return self._spline(z, inverse=True)
 
 

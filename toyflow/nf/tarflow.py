@@ -65,6 +65,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
 
     def forward(self, h: Tensor) -> Tensor:
+        """Attention output ``(n, t, width)`` for ``h`` ``(n, t, width)``."""
         n, t, width = h.shape
         q, k, v = self.qkv(h).view(n, t, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)  # (n, heads, t, d)
         scores = q @ k.transpose(-2, -1) / math.sqrt(width // self.heads)  # (n, heads, t, t)
@@ -83,6 +84,7 @@ class TransformerLayer(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
 
     def forward(self, h: Tensor) -> Tensor:
+        """``h + attention(norm h)``, then ``+ mlp(norm h)``: ``(n, t, width)``."""
         h = h + self.attention(self.norm1(h))
         return h + self.mlp(self.norm2(h))
 
@@ -109,6 +111,7 @@ class CausalTransformer(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The shift and log-scale ``(n, t, c)`` of every token, each read from the tokens before it."""
         n, t, _ = x.shape
         h = torch.cat([self.start.expand(n, 1, -1), self.embed(x[:, :-1])], 1) + self.position[:t]  # (n, t, width)
         for layer in self.layers:
@@ -152,11 +155,13 @@ class AutoregressiveBlock(nn.Module):
         return shift, soft_clamp(log_scale, self.bound)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Data side to latent side: ``z`` and ``log|det ∂z/∂x|`` ``(n,)``. All tokens in parallel."""
         x = self._order(x)
         z, log_det = affine_forward(x, *self._params(x))
         return self._order(z), log_det
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Latent side to data side: ``x`` and ``log|det ∂x/∂z|`` ``(n,)``. Token by token (:meth:`solve` with groups of one)."""
         x, log_det, _ = self.solve(z, group=1)
         return x, log_det
 
