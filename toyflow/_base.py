@@ -170,6 +170,20 @@ def check_grid(grid: Tensor, inside_unit: bool = False, increasing: bool = False
     return grid
 
 
+def check_reward(reward: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``reward(x)`` for points ``x`` ``(n, d)``, checked: a finite tensor of shape ``(n,)``, else a ``ValueError``
+    that names the reward and says what it returned."""
+    name = getattr(reward, "__name__", type(reward).__name__)
+    value = reward(x)
+    if not isinstance(value, Tensor) or value.shape != (len(x),):
+        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f"reward {name!r} must return a tensor of shape ({len(x)},) for points {tuple(x.shape)}, got {got}")
+    bad = int((~torch.isfinite(value)).sum())
+    if bad:
+        raise ValueError(f"reward {name!r} returned NaN or inf for {bad} of {len(x)} points; a reward must be finite everywhere")
+    return value
+
+
 def check_callable(name: str, value: object, expected: str) -> Callable:
     """``value`` if it is callable, else a ``TypeError`` saying what was ``expected``."""
     if not callable(value):

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from . import sde
-from ._base import check_callable, check_int, check_number, rand, randint, randn
+from ._base import check_callable, check_int, check_number, check_reward, rand, randint, randn
 from .batch import check_distribution, draw_batch, mean_loss
 from .data import Distribution, Gaussian
 from .paths import UniformTime
@@ -45,7 +45,6 @@ from .policy import (  # noqa: F401  (advantages, clipped_surrogate, … are use
     clipped_surrogate,
     gaussian_log_prob,
     path_kl,
-    score,
     sde_rollout,
     step_kl,
     step_laws,
@@ -139,7 +138,7 @@ class FlowGRPO:
             x0 = _start(self.source, self.batch_size, model, generator)
         states, grid = sde_rollout(model, x0, self.steps, self.diffusion, generator)
         with torch.no_grad():
-            reward = score(self.reward, states[-1])
+            reward = check_reward(self.reward, states[-1])
             mean_old, std = step_laws(model, states, grid, self.diffusion)
             mean_ref, _ = step_laws(self.reference, states, grid, self.diffusion)
         k = self.steps - 1
@@ -202,7 +201,7 @@ class ReinFlow:
                 noise = randn(x.shape, generator, device=x.device, dtype=x.dtype)
                 x = x + h * model(x, time) + model.noise(x, time) * noise
                 states.append(x)
-            reward = score(self.reward, x)
+            reward = check_reward(self.reward, x)
         self.history.append(reward.mean().item())
         states = torch.stack(states)  # (K + 1, n, d)
         n, d = states.shape[1:]
@@ -265,7 +264,7 @@ class AdvantageWeightedMatching:
 
     def __call__(self, model: nn.Module, generator: torch.Generator | None = None) -> Tensor:
         x1 = own_samples(model, self.batch_size, self.steps, self.source, generator)
-        reward = score(self.reward, x1)
+        reward = check_reward(self.reward, x1)
         self.history.append(reward.mean().item())
         return weighted_matching(model, x1, self.weights(reward), self.reference, self.kl, self.source, generator)
 
@@ -320,9 +319,9 @@ class FlowDPO:
             self._pool = own_samples(self.reference, self.pool, self.steps, self.source, generator)
         index = randint(self.pool, (2, self.batch_size), generator, device=self._pool.device)
         a, b = self._pool[index[0]], self._pool[index[1]]
-        better = (score(self.reward, a) >= score(self.reward, b))[:, None]
+        better = (check_reward(self.reward, a) >= check_reward(self.reward, b))[:, None]
         winner, loser = torch.where(better, a, b), torch.where(better, b, a)
-        self.history.append(score(self.reward, own_samples(model, 64, self.steps, self.source, generator)).mean().item())
+        self.history.append(check_reward(self.reward, own_samples(model, 64, self.steps, self.source, generator)).mean().item())
         noise = draw_batch(self.source, self.batch_size, model, generator, time=UniformTime())  # x1: source points
         x0, t = noise.x1, noise.t
         gaps = []  # e_θ − e_ref for the winner, then the loser: (B,) each

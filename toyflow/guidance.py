@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ._base import batch_time, check_callable, check_int, check_number, check_points, rand
+from ._base import batch_time, check_callable, check_int, check_number, check_points, check_reward, rand
 from .batch import check_pair_source, draw_batch, mean_loss
 from .couplings import PairSource
 from .paths import Interpolant, UniformTime, check_path, linear
@@ -150,18 +150,6 @@ def ratio_adaptive(model: nn.Module, label: Tensor | int, w_max: float, alpha: f
     return velocity
 
 
-def _rewarded(reward: Reward, x: Tensor) -> Tensor:
-    """``reward(x)``, checked: a finite tensor of shape ``(n,)`` (else a ``ValueError`` that says what came back)."""
-    value = reward(x)
-    if not isinstance(value, Tensor) or value.shape != (len(x),):
-        shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-        raise ValueError(f"reward must return a tensor of shape ({len(x)},), one number per point, got {shape}")
-    if not bool(torch.isfinite(value).all()):
-        bad = int((~torch.isfinite(value)).sum())
-        raise ValueError(f"reward returned NaN or inf at {bad} of {len(x)} points; it must be finite where the flow goes")
-    return value
-
-
 def steer(
     v: Velocity, reward: Reward, x0: Tensor, steps: int = 20, lr: float = 0.5, inner: int = 3, until: float = 0.6
 ) -> Solution:
@@ -192,7 +180,7 @@ def steer(
         if t < until:
             for _ in range(inner):
                 x = x.detach().requires_grad_(True)
-                (gradient,) = torch.autograd.grad(_rewarded(reward, x + (1 - t) * velocity).sum(), x)
+                (gradient,) = torch.autograd.grad(check_reward(reward, x + (1 - t) * velocity).sum(), x)
                 x = (x + lr * gradient).detach()
         x = x + (t_next - t) * velocity
     return Solution(x.detach(), grid, steps)

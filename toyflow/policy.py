@@ -4,14 +4,11 @@ Sampled with the marginal-preserving SDE of :mod:`toyflow.sde` on a uniform grid
 chain of Gaussian steps ``x_{k+1} ~ π_θ(· | x_k) = N(μ_θ(x_k, t_k), s_k²I)`` (:func:`step_laws`) for the first
 ``K − 1`` steps; the last step, to ``t = 1``, is the noiseless jump ``x + h·v_θ`` (no density). On that chain:
 
-- :func:`score` calls a reward and checks what it returns (a clear error for NaN, inf or a wrong shape);
 - :func:`advantages` turns rewards into group-relative advantages, :func:`clipped_surrogate` is PPO's objective;
 - :func:`gaussian_log_prob` and :func:`step_kl` give each step's log-density and the KL between two models'
   steps, :func:`path_kl` the KL between two models' whole chains;
 - :class:`NoisyPolicy` is ReinFlow's policy: Euler steps with a learned noise scale.
 
->>> score(lambda x: x[:, 0], torch.ones(3, 2)).tolist()
-[1.0, 1.0, 1.0]
 >>> advantages(torch.tensor([1.0, 2.0, 3.0, 10.0, 20.0, 30.0]), groups=2).round(decimals=3).tolist()
 [-1.0, 0.0, 1.0, -1.0, 0.0, 1.0]
 """
@@ -29,20 +26,6 @@ from ._base import check_int, check_number, mlp, model_device, model_dtype
 from .solvers import time_grid
 
 Reward = Callable[[Tensor], Tensor]  # points (n, d) -> rewards (n,)
-
-
-def score(reward: Reward, x: Tensor) -> Tensor:
-    """``reward(x)`` for points ``x`` ``(n, d)``, checked: a finite tensor of shape ``(n,)``, else a ``ValueError``
-    that names the reward and says what it returned."""
-    name = getattr(reward, "__name__", type(reward).__name__)
-    value = reward(x)
-    if not isinstance(value, Tensor) or value.shape != (len(x),):
-        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-        raise ValueError(f"reward {name!r} must return a tensor of shape ({len(x)},) for points {tuple(x.shape)}, got {got}")
-    bad = int((~torch.isfinite(value)).sum())
-    if bad:
-        raise ValueError(f"reward {name!r} returned NaN or inf for {bad} of {len(x)} points; a reward must be finite everywhere")
-    return value
 
 
 def check_groups(groups: int, n: int) -> int:

@@ -30,26 +30,13 @@ import torch
 from torch import Tensor
 
 from . import sde
-from ._base import batch_time, check_callable, check_int, check_number, check_points, multinomial, randn
+from ._base import batch_time, check_callable, check_int, check_number, check_points, check_reward, multinomial, randn
 from .paths import Interpolant, check_path
 from .solvers import Solution, Velocity, integrate, time_grid
 
 Reward = Callable[[Tensor], Tensor]  # points (n, d) -> rewards (n,)
 
 lookahead = sde.posterior_mean  # x̂1 = x + (1 − t)·v = E[x1 | x_t] on the linear path (exercise 1 of notebook 12)
-
-
-def _rewards(reward: Reward, x: Tensor) -> Tensor:
-    """``reward(x)`` ``(n,)``, or a ``ValueError`` naming the reward when it has another shape or is not finite."""
-    name = getattr(reward, "__name__", type(reward).__name__)
-    r = reward(x)
-    if not isinstance(r, Tensor) or r.shape != (len(x),):
-        shape = tuple(r.shape) if isinstance(r, Tensor) else type(r).__name__
-        raise ValueError(f"reward {name} must return a tensor of shape ({len(x)},) for points {tuple(x.shape)}, got {shape}")
-    if not torch.isfinite(r).all():
-        bad = r[~torch.isfinite(r)]
-        raise ValueError(f"reward {name} returned {len(bad)} non-finite values (e.g. {bad[:3].tolist()}); rewards must be finite")
-    return r
 
 
 def _check(v: Velocity, reward: Reward, x0: Tensor, count: int, name: str, steps: int, fewest_steps: int) -> None:
@@ -69,7 +56,7 @@ def _starts(x0: Tensor, count: int, generator: torch.Generator | None) -> Tensor
 
 def _pick_best(x: Tensor, reward: Reward, n: int) -> Tensor:
     """Of ``x`` ``(n·K, d)`` grouped as ``(n, K)``, the point of highest reward in each group (the first on ties), ``(n, d)``."""
-    best = _rewards(reward, x).view(n, -1).argmax(1)  # (n,)
+    best = check_reward(reward, x).view(n, -1).argmax(1)  # (n,)
     return x.view(n, -1, x.shape[1])[torch.arange(n, device=x.device), best]
 
 
@@ -134,7 +121,7 @@ def particles(
             mean, std = sde.transition(velocity, x, t, t_next - t, g, path)
             x = mean + std * randn(x.shape, generator, x.device, x.dtype)
             velocity = field(x, batch_time(t_next, x))
-            score = _rewards(reward, lookahead(x, velocity, t_next, path)).view(n, count)  # r_k, (n, K)
+            score = check_reward(reward, lookahead(x, velocity, t_next, path)).view(n, count)  # r_k, (n, K)
             if temperature == 0:
                 chosen = score.argmax(1, keepdim=True).expand(n, count)
             else:
@@ -164,7 +151,7 @@ def rollover(
     spent, credit = torch.zeros(n, device=x0.device), torch.zeros(n, device=x0.device)
     with torch.no_grad():
         x, velocity = x0, field(x0, batch_time(grid[0], x0))
-        current = _rewards(reward, lookahead(x, velocity, grid[0], path))  # (n,)
+        current = check_reward(reward, lookahead(x, velocity, grid[0], path))  # (n,)
         for t, t_next in zip(grid[:-2], grid[1:-1]):
             credit += quota
             mean, std = sde.transition(velocity, x, t, t_next - t, g, path)
@@ -175,7 +162,7 @@ def rollover(
                 rows = searching.nonzero().squeeze(1)
                 proposal = mean[rows] + std[rows] * randn((len(rows), x.shape[1]), generator, x.device, x.dtype)
                 proposal_v = field(proposal, batch_time(t_next, proposal))
-                score = _rewards(reward, lookahead(proposal, proposal_v, t_next, path))
+                score = check_reward(reward, lookahead(proposal, proposal_v, t_next, path))
                 credit[rows] -= 1
                 spent[rows] += 1
                 better = score > best_r[rows]
