@@ -1,204 +1,262 @@
-"""Issue 14's performance moonshots, each at the best configuration found so far, over seeds: median and worst.
+"""Issue 22's moonshots on torchcfm's task, each a ratio of two times measured in the same run, over seeds.
 
-- flow matching on torchcfm's task: W2 @ 100 Euler NFE after ``--fm-budget`` s of training (goal ≤ 0.15 in 20 s);
-- a one-step generator on torchcfm's task in ``--one-step-budget`` s (goal W2 @ 1 ≤ 0.15 in 45 s): SplitMeanFlow on
-  exact-OT pairs, or (``--one-step distill``) a 1-RF teacher, its rectified pairs and one-step distillation of the
-  teacher on those pairs (Liu et al. 2022), every stage counted;
-- the best normalizing flow on 8 gaussians: toyflow's rational-quadratic ``SplineFlow`` trained by maximum
-  likelihood for ``--nf-budget`` s, its NLL gap to the true density on 5,000 held-out points (goal ≤ 0.02 nats
-  within 60 s; RealNVP, MAF and the CNF are measured by benchmarks/nf.py).
+- ``fm``, flow matching at the floor in a quarter of the time. Today's recipe (``TODAY_FM``: the best of issue 14)
+  trains for each of ``--fm-budgets`` in turn, every seed, until the median over the seeds reaches the floor: exact
+  W2 @ 100 Euler NFE at or below the i.i.d. floor and fine W2 @ 100 at or below twice its floor. That budget is
+  today's time to the floor, T. The candidates of ``FM_GRID`` are tuned at T/4 on the validation task (by fine W2,
+  which still ranks models there), the same grid for torchcfm's matcher (σ = 0) in toyflow's loop; the winners and
+  torchcfm's README recipe (their MLP and loop, σ = 0.1) then train for T/4 on every seed.
+- ``one-step``, a one-step generator with W2 @ 1 ≤ 0.20 in 60 % of the time of today's. Today's recipe
+  (SplitMeanFlow on exact-OT pairs, ``TODAY_SPLIT``) trains for ``--one-step-budget`` s (T'); the candidates of
+  ``ONE_STEP_GRID`` (SplitMeanFlow variants, and a flow-matching teacher whose Euler pairs are distilled into one
+  step, every stage counted) are tuned at 0.6·T' on the validation task, the winner trains for 0.6·T' on every seed,
+  next to today's recipe at 0.6·T' and torchcfm's OT-CFM (README recipe, and its matcher in toyflow's loop) at 0.6·T'.
 
-With the bench extras installed, the other libraries run in the same process, at the same budgets and seeds: for each
-W2 goal torchcfm's README recipe (their MLP and loop, σ = 0.1; I-CFM for 100 NFE, OT-CFM for one step) and its
-matcher (σ = 0) in toyflow's recipe; for the likelihood goal zuko's neural spline flow with the spline's settings.
+The normalizing-flow moonshots (the checkerboard within 0.03 nats, RealNVP and MAF within 0.05 nats on 8 gaussians,
+zuko tuned alike in the same run) are measured by benchmarks/nf.py.
 
-Training budgets are wall time: steps are set from a measured step time, so a loaded machine trains fewer steps.
-W2 is exact on 2,000 points against torchcfm's stratified reference (benchmarks/common.py), whose i.i.d. floor
-(the W2 of exact target draws) is printed first: a sampler cannot be expected to score below it. Writes
+Every run trains for an exact time budget (``fit(max_seconds=)``, the learning rate following elapsed time), with
+one torch thread, every library alike (benchmarks/common.py). Rows give the budget, the training seconds and both
+metrics: exact W2 on 2,000 points against torchcfm's stratified reference, fine W2 on 40,000. Writes
 benchmarks/results/moonshots.json.
 
-    python benchmarks/moonshots.py                 # three seeds, every part (about 6 minutes on 2 cores)
-    python benchmarks/moonshots.py --parts nf --seeds 0   # one part, one seed
+    python benchmarks/moonshots.py                         # both, three seeds (about 25 minutes on 2 cores)
+    python benchmarks/moonshots.py --parts fm --seeds 0 --fm-budgets 5 10   # a quick look
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
+import statistics
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from common import (
     TorchcfmMatcher,
-    ZukoNSF,
     parse,
     parser,
     save,
-    steps_in,
+    seed_everything,
     summarise_seeds,
     torchcfm_available,
     torchcfm_task,
     train_torchcfm,
+    tune,
+    validation_task,
 )
+from tqdm.auto import tqdm
 
-import toyflow
-from toyflow import couplings, data, meanflow, metrics, models, nf, plot, rectify, solvers
+from toyflow import couplings, meanflow, models, plot, rectify, solvers
 from toyflow.flow_matching import FlowMatching
 from toyflow.meanflow import SplitMeanFlow
 from toyflow.train import fit
 
-GOALS = {"flow matching, W2 @ 100": 0.15, "one step, W2 @ 1": 0.15, "normalizing flow, NLL gap": 0.02}
-
-# The best settings found (one seed each, on a loaded 2-core CPU). Flow matching: batch 512 with an EMA and lr 5e-3 (W2 @ 100
-# 0.195) beat the default batch 256 (0.258), batch 1024 with or without an EMA (0.219-0.247), a 256-wide or 4-deep net
-# (0.205, 0.218), U-shaped times (0.257) and exact-OT pairs (0.418, fewer steps). One step: SplitMeanFlow on OT pairs
-# (0.21-0.28) beat 1-RF + distillation of its pairs (0.27-0.30). SplineFlow: 8 x 64 (gap 0.020) beat 6 x 64 (0.024) and
-# 4 x 64 (0.031) at 45 s, batch 512, lr 5e-3; alone, seed 0, 55 s: 12 bins 0.005 against 8 bins 0.013 (batch 1024: 0.012).
-FM = dict(batch=512, lr=5e-3, ema=0.999)
-SPLIT = dict(batch=256, lr=1e-2, grad_clip=1.0, ema=None)  # SplitMeanFlow on exact-OT pairs, as in meanflow.py
-TEACHER_SHARE, PAIRS, PAIR_STEPS = 0.5, 20000, 100  # of the one-step budget; rectified pairs; Euler steps per pair
-DISTILL = dict(batch=512, lr=5e-3, ema=0.999)
-SPLINE = dict(layers=8, hidden=64, bins=12, lr=5e-3, batch=512)
+ONE_STEP_GOAL, ONE_STEP_SHARE, FM_SHARE = 0.20, 0.6, 0.25
 
 
-def result(goal: str, method: str, seed: int, steps: int | str, seconds: float, value: float) -> dict:
-    """One row of the table: which goal, by which method and seed, the steps, the training seconds and the value."""
-    return {"goal": goal, "method": method, "seed": seed, "steps": steps, "train s": seconds, "value": value}
+@dataclass(frozen=True)
+class Recipe:
+    """How a ``VelocityMLP`` trains: its shape, pairs per step, Adam's peak lr (cosine over the time budget), an EMA
+    of the weights and gradient clipping. ``coupling="exact OT"`` pairs each batch by exact minibatch OT."""
+
+    hidden: int = 128
+    depth: int = 3
+    batch: int = 512
+    lr: float = 5e-3
+    ema: float | None = 0.999
+    grad_clip: float | None = None
+    coupling: str = "independent"
+
+    def pairs(self, task) -> couplings.PairSampler:
+        plan = couplings.ExactOT() if self.coupling == "exact OT" else None
+        return couplings.PairSampler(task.source, task.target, plan)
+
+    def train(self, objective, budget: float, seed: int, times: int = 1) -> tuple[torch.nn.Module, float]:
+        """A fresh network (initialised from ``seed``) trained on ``objective`` for ``budget`` s: it and its seconds."""
+        seed_everything(seed)  # the initialisation, and torchcfm's OT matcher's numpy draws
+        model = models.VelocityMLP(hidden=self.hidden, depth=self.depth, times=times)
+        history = fit(model, objective, None, max_seconds=budget, lr=self.lr, ema=self.ema, grad_clip=self.grad_clip,
+                      seed=seed, progress=False)
+        return model, history.seconds
 
 
-def fm_recipe(task, objective, budget: float, seed: int, nfe: int) -> tuple[models.VelocityMLP, int, float, float]:
-    """``VelocityMLP`` trained on ``objective`` with the ``FM`` settings for ``budget`` s: the model, its steps, its
-    training seconds and its W2 after ``nfe`` Euler steps."""
-    steps = steps_in(models.VelocityMLP, objective, budget, FM["lr"], ema=FM["ema"])
-    torch.manual_seed(seed)
-    model = models.VelocityMLP()
-    history = fit(model, objective, steps, lr=FM["lr"], ema=FM["ema"], seed=seed, progress=False)
-    return model, steps, history.seconds, metrics.w2(solvers.integrate(model, task.x0, nfe).x, task.x1)
+# Today's recipes, as issue 14 left them: flow matching on independent pairs, and SplitMeanFlow on exact-OT pairs.
+TODAY_FM = Recipe()
+TODAY_SPLIT = Recipe(batch=256, lr=1e-2, ema=None, grad_clip=1.0, coupling="exact OT")
+FM_GRID = {
+    "today (128 × 3, batch 512, lr 5e-3, EMA)": TODAY_FM,
+    "lr 1e-2": replace(TODAY_FM, lr=1e-2),
+    "64 × 3, batch 256, lr 1e-2": replace(TODAY_FM, hidden=64, batch=256, lr=1e-2),
+    "64 × 3, batch 512, lr 1e-2": replace(TODAY_FM, hidden=64, lr=1e-2),
+    "256 × 2, batch 512, lr 5e-3": replace(TODAY_FM, hidden=256, depth=2),
+}
 
 
-def flow_matching(task, budget: float, seed: int) -> tuple[models.VelocityMLP, dict]:
-    """Flow matching with independent pairs, ``FM`` settings, for ``budget`` s; the model and its row."""
-    objective = FlowMatching(couplings.PairSampler(task.source, task.target), batch_size=FM["batch"])
-    model, steps, seconds, w2 = fm_recipe(task, objective, budget, seed, 100)
-    return model, result("flow matching, W2 @ 100", "flow matching", seed, steps, seconds, w2)
+@dataclass(frozen=True)
+class Distilled:
+    """A flow-matching teacher (``teacher``, ``share`` of the budget) → ``pairs`` Euler pairs of ``steps`` steps →
+    one-step distillation of a copy of the teacher on them for the rest of the budget (``student``: its batch, lr and
+    EMA), every stage counted (Liu et al. 2022, §2.3 with k = 1)."""
+
+    teacher: Recipe
+    student: Recipe
+    share: float = 0.5
+    pairs: int = 20_000
+    steps: int = 16
 
 
-def split_meanflow(task, budget: float, seed: int) -> dict:
-    """SplitMeanFlow (Guo et al. 2025) on exact minibatch-OT pairs with the ``SPLIT`` settings, ``budget`` s; W2 @ 1."""
-    objective = SplitMeanFlow(couplings.PairSampler(task.source, task.target, couplings.ExactOT()), batch_size=SPLIT["batch"])
-    steps = steps_in(lambda: models.VelocityMLP(times=2), objective, budget, SPLIT["lr"], grad_clip=SPLIT["grad_clip"])
-    torch.manual_seed(seed)
-    model = models.VelocityMLP(times=2)
-    history = fit(model, objective, steps, lr=SPLIT["lr"], grad_clip=SPLIT["grad_clip"], ema=SPLIT["ema"], seed=seed,
-                  progress=False)
-    w2 = metrics.w2(meanflow.sample(model, task.x0, 1).x, task.x1)
-    return result("one step, W2 @ 1", "SplitMeanFlow, OT", seed, steps, history.seconds, w2)
+ONE_STEP_GRID = {
+    "SplitMeanFlow on OT, today's settings": TODAY_SPLIT,
+    "SplitMeanFlow on OT, EMA": replace(TODAY_SPLIT, ema=0.999),
+    "SplitMeanFlow on OT, batch 512, lr 5e-3, EMA": replace(TODAY_SPLIT, batch=512, lr=5e-3, ema=0.999),
+    "OT-CFM teacher → 16-step pairs → distillation": Distilled(replace(TODAY_FM, coupling="exact OT", batch=256),
+                                                                replace(TODAY_FM, lr=2e-3)),
+    "FM teacher → 32-step pairs → distillation": Distilled(TODAY_FM, replace(TODAY_FM, lr=2e-3), steps=32),
+}
 
 
-def distilled(task, budget: float, seed: int) -> dict:
-    """1-RF teacher (``TEACHER_SHARE`` of the budget) → ``PAIRS`` rectified pairs → one-step distillation of a copy of
-    the teacher on them with what is left; every stage counts towards ``budget``."""
+def flow_matching(task, recipe: Recipe, budget: float, seed: int, matcher=None) -> tuple[Callable, float]:
+    """``recipe`` trained on flow matching for ``budget`` s, its pairs/times/targets from toyflow's ``FlowMatching`` or
+    from a torchcfm ``matcher``: the velocity and its training seconds."""
+    objective = (FlowMatching(recipe.pairs(task), batch_size=recipe.batch) if matcher is None
+                 else TorchcfmMatcher(matcher, task.source, task.target, batch_size=recipe.batch))
+    return recipe.train(objective, budget, seed)
+
+
+def one_step(task, recipe: Recipe | Distilled, budget: float, seed: int) -> tuple[Callable, float]:
+    """A one-step generator ``x0 -> x1`` trained by ``recipe`` within ``budget`` s, and the seconds all its stages took."""
+    if isinstance(recipe, Recipe):  # SplitMeanFlow: u(x, s, t), one jump from 0 to 1
+        objective = SplitMeanFlow(recipe.pairs(task), batch_size=recipe.batch)
+        model, seconds = recipe.train(objective, budget, seed, times=2)
+        return (lambda x: meanflow.sample(model, x, 1).x), seconds
     start = time.perf_counter()
-    teacher, _ = flow_matching(task, TEACHER_SHARE * budget, seed)
-    teacher_s = time.perf_counter() - start  # includes its W2 evaluation, a conservative count
-    pairs = rectify.sample_pairs(teacher, task.source.sample(PAIRS, torch.Generator().manual_seed(seed + 1)),
-                                 PAIR_STEPS, "euler")
-    student = copy.deepcopy(teacher)
-    objective = rectify.Distillation(pairs, DISTILL["batch"])
-    remaining = budget - (time.perf_counter() - start)
-    # 0.9: the probe costs time too
-    steps = steps_in(lambda: copy.deepcopy(teacher), objective, 0.9 * remaining, DISTILL["lr"], ema=DISTILL["ema"])
-    fit(student, objective, steps, lr=DISTILL["lr"], ema=DISTILL["ema"], seed=seed, progress=False)
-    total = time.perf_counter() - start
-    w2 = metrics.w2(rectify.one_step(student)(task.x0), task.x1)
-    return result("one step, W2 @ 1", "1-RF + distillation", seed, f"teacher ({teacher_s:.0f} s) + {steps}", total, w2)
+    teacher, _ = flow_matching(task, recipe.teacher, recipe.share * budget, seed)
+    z0 = task.source.sample(recipe.pairs, torch.Generator().manual_seed(seed + 1))
+    pairs = rectify.sample_pairs(teacher, z0, recipe.steps, "euler")
+    student, left = copy.deepcopy(teacher), budget - (time.perf_counter() - start)
+    fit(student, rectify.Distillation(pairs, recipe.student.batch), None, max_seconds=max(left, 1e-3),
+        lr=recipe.student.lr, ema=recipe.student.ema, seed=seed, progress=False)
+    return rectify.one_step(student), time.perf_counter() - start
 
 
-def likelihood_flow(name: str, build, budget: float, seed: int) -> dict:
-    """``build()`` trained by maximum likelihood on 8 gaussians with the ``SPLINE`` settings for ``budget`` s; its NLL
-    gap in nats on 5,000 held-out points."""
-    target = data.get("8gaussians")
-    x = target.sample(5000, torch.Generator().manual_seed(123))
-    objective = nf.MaximumLikelihood(target, batch_size=SPLINE["batch"])
-    steps = steps_in(build, objective, budget, SPLINE["lr"])
-    toyflow.seed(seed)
-    flow = build()
-    history = fit(flow, objective, steps, lr=SPLINE["lr"], seed=seed, progress=False)
-    with torch.no_grad():
-        gap = (target.log_prob(x) - flow.log_prob(x)).mean().item()
-    shape = f"{SPLINE['layers']} × {SPLINE['hidden']}, {SPLINE['bins']} bins"
-    return result("normalizing flow, NLL gap", f"{name} ({shape})", seed, steps, history.seconds, gap)
+def row(part: str, method: str, seed: int, budget: float, seconds: float, scores: dict) -> dict:
+    return {"moonshot": part, "method": method, "seed": seed, "budget s": budget, "train s": seconds, **scores}
 
 
-def spline_flow(budget: float, seed: int) -> list[dict]:
-    """toyflow's ``SplineFlow`` and, when installed, zuko's NSF of the same shape: their rows."""
-    shape = dict(layers=SPLINE["layers"], hidden=SPLINE["hidden"], bins=SPLINE["bins"])
-    rows = [likelihood_flow("toyflow SplineFlow", lambda: nf.SplineFlow(**shape), budget, seed)]
-    if importlib.util.find_spec("zuko") is not None:
-        rows.append(likelihood_flow("zuko NSF", lambda: ZukoNSF(**shape), budget, seed))
-    return rows
+def at_floor(rows: list[dict], task) -> bool:
+    """Whether the median over ``rows`` (one per seed) is at the floor: W2 @ 100 ≤ i.i.d. floor, fine W2 ≤ 2 × floor."""
+    return (statistics.median(r["W2 @ 100"] for r in rows) <= task.iid_floor
+            and statistics.median(r["fine W2 @ 100"] for r in rows) <= 2 * task.fine_floor)
 
 
-def torchcfm_rows(task, goal: str, budget: float, seed: int) -> list[dict]:
-    """torchcfm for ``budget`` s: its README recipe (σ = 0.1) and its matcher (σ = 0) in toyflow's ``FM`` recipe; I-CFM
-    scored by W2 @ 100 Euler NFE for the flow-matching goal, OT-CFM by W2 @ 1 for the one-step goal."""
+def fm_moonshot(task, validation, budgets: list[float], seeds: list[int]) -> tuple[list[dict], list[dict]]:
+    """Today's time to the floor, then the tuned recipes (toyflow's and torchcfm's matcher) and torchcfm's README
+    recipe at a quarter of it: (rows, tuning rows)."""
+    rows, part = [], "flow matching at the floor"
+    for budget in budgets:
+        today = []
+        for seed in tqdm(seeds, desc=f"today's recipe, {budget:g} s", leave=False):
+            velocity, seconds = flow_matching(task, TODAY_FM, budget, seed)
+            today.append(row(part, "toyflow, today's recipe", seed, budget, seconds, task.at_nfe(velocity, (100,))))
+        rows += today
+        print(plot.markdown_table(today, 4), flush=True)
+        if at_floor(today, task):
+            break
+    else:
+        print(f"today's recipe did not reach the floor within {budgets[-1]:g} s: the goal is measured at a quarter of it")
+    quarter = FM_SHARE * rows[-1]["budget s"]
+    tuning = []
+    matchers = {"toyflow": None}
+    if torchcfm_available():
+        from torchcfm.conditional_flow_matching import ConditionalFlowMatcher
+        matchers["torchcfm I-CFM (σ = 0)"] = ConditionalFlowMatcher(sigma=0.0)
+    for library, matcher in matchers.items():
+        def score(recipe, matcher=matcher):
+            velocity, _ = flow_matching(validation, recipe, quarter, 0, matcher)
+            return validation.fine_score(solvers.integrate(velocity, validation.x0_fine, 100).x)
+
+        best, table = tune(FM_GRID, score, f"{library} at {quarter:g} s")
+        tuning += table
+        for seed in tqdm(seeds, desc=f"{library}, tuned recipe", leave=False):
+            velocity, seconds = flow_matching(task, FM_GRID[best], quarter, seed, matcher)
+            rows.append(row(part, f"{library}, tuned: {best}", seed, quarter, seconds, task.at_nfe(velocity, (100,))))
+    if torchcfm_available():
+        rows += torchcfm_readme(task, part, "I-CFM", quarter, seeds, 100)
+    return rows, tuning
+
+
+def torchcfm_readme(task, part: str, name: str, budget: float, seeds: list[int], nfe: int) -> list[dict]:
+    """torchcfm's README recipe (σ = 0.1) with ``name`` ("I-CFM" or "OT-CFM") for ``budget`` s per seed, at ``nfe``."""
     from torchcfm.conditional_flow_matching import ConditionalFlowMatcher, ExactOptimalTransportConditionalFlowMatcher
 
-    nfe, matcher, name = ((100, ConditionalFlowMatcher, "I-CFM") if goal.startswith("flow matching")
-                          else (1, ExactOptimalTransportConditionalFlowMatcher, "OT-CFM"))
-    _, probe = train_torchcfm(matcher(sigma=0.1), 50, "probe", seed)  # the step time of their loop
-    steps = max(100, int(budget / (probe / 50)))
-    velocity, seconds = train_torchcfm(matcher(sigma=0.1), steps, "torchcfm recipe", seed)
-    rows = [result(goal, f"torchcfm README recipe, {name} (σ = 0.1)", seed, steps, seconds,
-                   metrics.w2(solvers.integrate(velocity, task.x0, nfe).x, task.x1))]
-    objective = TorchcfmMatcher(matcher(sigma=0.0), task.source, task.target, batch_size=FM["batch"])
-    _, steps, seconds, w2 = fm_recipe(task, objective, budget, seed, nfe)
-    rows.append(result(goal, f"torchcfm {name} (σ = 0) in toyflow's recipe", seed, steps, seconds, w2))
+    matcher = {"I-CFM": ConditionalFlowMatcher, "OT-CFM": ExactOptimalTransportConditionalFlowMatcher}[name](sigma=0.1)
+    rows = []
+    for seed in seeds:
+        velocity, seconds = train_torchcfm(matcher, budget, seed)
+        rows.append(row(part, f"torchcfm README recipe, {name} (σ = 0.1)", seed, budget, seconds,
+                        task.at_nfe(velocity, (nfe,))))
     return rows
 
 
-ONE_STEP = {"splitmeanflow": split_meanflow, "distill": distilled}
+def one_step_moonshot(task, validation, budget: float, seeds: list[int]) -> tuple[list[dict], list[dict]]:
+    """Today's SplitMeanFlow at ``budget`` and at 60 % of it, the tuned candidate and torchcfm's OT-CFM at 60 %."""
+    part, short = "one step", ONE_STEP_SHARE * budget
 
+    def run(recipe, seconds_budget: float, seed: int, method: str) -> dict:
+        sample, seconds = one_step(task, recipe, seconds_budget, seed)
+        return row(part, method, seed, seconds_budget, seconds, task.evaluate(sample, " @ 1"))
 
-def summarise(rows: list[dict]) -> list[dict]:
-    """Per goal and method: median and worst over the seeds, the median training seconds and the verdict."""
-    summary = summarise_seeds(rows, ("goal", "method"), ("value",))
-    return [line | {"limit": GOALS[line["goal"]], "met (median)": line["median value"] <= GOALS[line["goal"]]}
-            for line in summary]
+    rows = [run(TODAY_SPLIT, b, seed, "toyflow, today's SplitMeanFlow on OT") for b in (budget, short) for seed in seeds]
+
+    def score(recipe):
+        sample, _ = one_step(validation, recipe, short, 0)
+        with torch.no_grad():
+            return validation.fine_score(sample(validation.x0_fine))
+
+    best, tuning = tune(ONE_STEP_GRID, score, f"one step at {short:g} s")
+    rows += [run(ONE_STEP_GRID[best], short, seed, f"toyflow, tuned: {best}") for seed in seeds]
+    if torchcfm_available():
+        from torchcfm.conditional_flow_matching import ExactOptimalTransportConditionalFlowMatcher
+        rows += torchcfm_readme(task, part, "OT-CFM", short, seeds, 1)
+        for seed in seeds:
+            velocity, seconds = flow_matching(task, replace(TODAY_FM, coupling="exact OT", batch=256), short, seed,
+                                              ExactOptimalTransportConditionalFlowMatcher(sigma=0.0))
+            rows.append(row(part, "torchcfm OT-CFM (σ = 0) in toyflow's loop", seed, short, seconds,
+                            task.at_nfe(velocity, (1,))))
+    return rows, tuning
 
 
 def main() -> None:
     command = parser(__doc__, seeds=[0, 1, 2])
-    command.add_argument("--parts", nargs="+", default=["fm", "one-step", "nf"], help="which moonshots (%(default)s)")
-    command.add_argument("--fm-budget", type=float, default=20.0, help="flow-matching training s (%(default)s)")
-    command.add_argument("--one-step-budget", type=float, default=45.0, help="one-step pipeline s (%(default)s)")
-    command.add_argument("--one-step", choices=sorted(ONE_STEP), default="splitmeanflow",
-                         help="which one-step generator (%(default)s)")
-    command.add_argument("--nf-budget", type=float, default=50.0,
-                         help="training s of each flow (%(default)s); the steps come from a short probe and have run "
-                              "up to a quarter over: read the train s column")
+    command.add_argument("--parts", nargs="+", choices=["fm", "one-step"], default=["fm", "one-step"],
+                         help="which moonshots (%(default)s)")
+    command.add_argument("--fm-budgets", type=float, nargs="+", default=[10.0, 20.0, 40.0],
+                         help="today's flow-matching recipe trains for each in turn until its median reaches the floor "
+                              "(%(default)s s); the tuned recipes get a quarter of that budget")
+    command.add_argument("--one-step-budget", type=float, default=45.0,
+                         help="today's SplitMeanFlow budget (%(default)s s); the candidates get 60 %% of it")
     args, started = parse(command)
 
-    task = torchcfm_task()
-    print(task.floors())
-    rows = []
-    for seed in args.seeds:
-        new = []
-        if "fm" in args.parts:
-            new.append(flow_matching(task, args.fm_budget, seed)[1])
-            new += torchcfm_rows(task, new[-1]["goal"], args.fm_budget, seed) if torchcfm_available() else []
-        if "one-step" in args.parts:
-            new.append(ONE_STEP[args.one_step](task, args.one_step_budget, seed))
-            new += torchcfm_rows(task, new[-1]["goal"], args.one_step_budget, seed) if torchcfm_available() else []
-        if "nf" in args.parts:
-            new += spline_flow(args.nf_budget, seed)
-        rows += new
-        print(plot.markdown_table(new, 4), flush=True)
-    summary = summarise(rows)
-    print("\n" + plot.markdown_table(summary, 4))
-    print("saved", save("moonshots", {"settings": vars(args), "fm": FM, "distill": DISTILL, "spline": SPLINE,
-                                      "floor_w2": task.floor, "iid_floor_w2": task.iid_floor, "rows": rows,
-                                      "summary": summary}, started))
+    task, validation = torchcfm_task(), validation_task()
+    print(task.describe_floors())
+    rows, tuning = [], []
+    if "fm" in args.parts:
+        new_rows, new_tuning = fm_moonshot(task, validation, sorted(args.fm_budgets), args.seeds)
+        rows, tuning = rows + new_rows, tuning + new_tuning
+    if "one-step" in args.parts:
+        new_rows, new_tuning = one_step_moonshot(task, validation, args.one_step_budget, args.seeds)
+        rows, tuning = rows + new_rows, tuning + new_tuning
+    summary = summarise_seeds(rows, ("moonshot", "method", "budget s"), ("W2 @ 100", "fine W2 @ 100", "W2 @ 1",
+                                                                          "fine W2 @ 1"))
+    print(plot.markdown_table(tuning, 4), "\n")
+    print(plot.markdown_table(rows, 4), "\n")
+    print(plot.markdown_table(summary, 4))
+    recipes = {name: asdict(recipe) if isinstance(recipe, Recipe) else str(recipe)
+               for name, recipe in (FM_GRID | ONE_STEP_GRID).items()}
+    print("saved", save("moonshots", {"settings": vars(args), **task.floors(), "recipes": recipes, "tuning": tuning,
+                                      "rows": rows, "summary": summary}, started))
 
 
 if __name__ == "__main__":
