@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -211,9 +213,18 @@ def summarise_seeds(rows: list[dict], keys: tuple[str, ...], values: tuple[str, 
     return summary
 
 
+def machine() -> str:
+    """The CPU the numbers were measured on, in words (timings differ about 3× between machines)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.exists() else []
+    return f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
 def save(name: str, result: dict, started: float | None = None) -> Path:
-    """Write ``benchmarks/results/<name>.json``; with ``started`` (from :func:`pin_threads`) also the total wall time."""
-    result = {**result, "threads": torch.get_num_threads()}
+    """Write ``benchmarks/results/<name>.json`` with the machine and the torch threads; with ``started`` (from
+    :func:`pin_threads`) also the total wall time."""
+    result = {**result, "threads": torch.get_num_threads(), "machine": machine()}
     if started is not None:
         result["total wall s"] = time.perf_counter() - started
         print(f"total wall time {result['total wall s']:.0f} s (torch threads: {result['threads']})")

@@ -9,8 +9,9 @@ On the reflow page the animation must change its frame as it plays; on the landi
 its slider and round buttons without a request leaving the page. Every API page (pdoc, ``docs/api.py``) loads without
 a console error and shows every public name of its module; the benchmarks page shows its figures. Screenshots go to
 ``out/site/screenshots``. Without Chromium the browser tests are skipped with the install command; under ``CI=true``
-that skip is a failure. Two tests need no browser: every public function, class and method has a docstring, and the
-benchmarks page draws a quality-against-NFE result with its floors.
+that skip is a failure. Four tests need no browser: every public function, class and method has a docstring, and the
+benchmarks page draws a quality-against-NFE result and a time-to-quality result with their floors, and no time curve
+from a single budget.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "docs"))
 import api  # noqa: E402
+import benchmarks_figures  # noqa: E402
 import benchmarks_page  # noqa: E402
 import course  # noqa: E402
 
@@ -244,8 +246,8 @@ def test_every_api_page_shows_its_module(site):
 
 
 def test_the_benchmarks_page_shows_its_figures(site):
-    """The benchmarks page: every figure drawn from benchmarks/results/*.json loads, no console error, a section and
-    the reproducing command for every benchmark script."""
+    """The benchmarks page: every figure drawn from benchmarks/results/*.json loads, no console error, a heading for
+    every result, the metrics explained, a section and the reproducing command for every benchmark script."""
     from playwright.sync_api import sync_playwright
 
     out, _, base = site
@@ -258,11 +260,15 @@ def test_the_benchmarks_page_shows_its_figures(site):
                               ".map(i => i.getAttribute('src').split('/').pop())")
         sections = page.evaluate("[...document.querySelectorAll('section')].map(s => s.id)")
         codes = page.evaluate("[...document.querySelectorAll('section code')].map(c => c.textContent)")
+        headings = page.evaluate("[...document.querySelectorAll('section h3')].map(h => h.textContent)")
+        text = page.evaluate("document.body.innerText")
         page.screenshot(path=str(out / "screenshots" / "benchmarks.png"), full_page=True)
         browser.close()
     assert not problems, problems
     assert sorted(shown) == figures, f"figures written {figures}, shown {shown}"
-    assert len(figures) >= len(list(benchmarks_page.RESULTS.glob("*.json"))), "a result without a figure"
+    results = sorted(path.name for path in benchmarks_page.RESULTS.glob("*.json"))
+    assert sorted(headings) == results, f"results {results}, shown {headings}"
+    assert "fine W2" in text and "budget s" in text, "the page does not say what its metrics and timings are"
     scripts = [script.stem for script in benchmarks_page.scripts()]
     assert sorted(sections) == sorted(scripts)
     for script in scripts:
@@ -295,19 +301,67 @@ toyflow.pairs.LabelledPairSampler.sample toyflow.refine.Refiner.forward
 """.split())
 
 
+FLOORS = {"floor_w2": 0.12, "iid_floor_w2": 0.19, "fine_floor": 0.03}
+
+
 def test_a_quality_against_nfe_result_is_drawn(tmp_path):
-    """A result shaped like flow_matching.json (per-seed rows with ``W2 @ k``, two floors, settings): one W2-against-NFE
-    figure, one line per recipe at the median over seeds, and a command with the recorded settings as flags."""
+    """A result shaped like flow_matching.json (per-seed rows with ``W2 @ k`` and ``fine W2 @ k``, three floors,
+    settings): a W2-against-NFE and a fine-W2-against-NFE figure, one line per recipe at the median over seeds, the W2
+    floors on W2's panel and the fine floor on fine W2's, and a command with the recorded settings as flags."""
     rows = [{"recipe": recipe, "seed": seed, "steps": 100, "train s": 1.0 + seed,
-             **{f"W2 @ {k}": base / k + 0.01 * seed for k in (1, 2, 4)}}
+             **{f"W2 @ {k}": base / k + 0.01 * seed for k in (1, 2, 4)},
+             **{f"fine W2 @ {k}": base / k / 8 for k in (1, 4)}}
             for recipe, base in (("toyflow, 5 s", 1.0), ("torchcfm OT-CFM", 0.8)) for seed in (0, 1, 2)]
-    result = {"floor_w2": 0.08, "iid_floor_w2": 0.15, "settings": {"seeds": [0, 1, 2], "swap_steps": 0, "lr": 0.002},
-              "rows": rows}
-    curves = benchmarks_page.nfe_curves(rows)
-    assert list(curves) == ["W2"]
+    result = {**FLOORS, "settings": {"seeds": [0, 1, 2], "swap_steps": 0, "lr": 0.002}, "rows": rows}
+    curves = benchmarks_figures.nfe_curves(rows)
+    assert list(curves) == ["W2", "fine W2"]
     assert curves["W2"]["toyflow, 5 s · steps 100"] == [(1, 1.01), (2, 0.51), (4, 0.26)]
-    drawn = benchmarks_page.figures("flow_matching", result, tmp_path)
-    assert [file for file, _ in drawn] == ["flow_matching_rows_W2_nfe.png"] and (tmp_path / drawn[0][0]).stat().st_size
-    assert benchmarks_page.floors(result) == {"floor_w2": 0.08, "iid_floor_w2": 0.15}
+    assert curves["fine W2"]["torchcfm OT-CFM · steps 100"] == [(1, 0.1), (4, 0.025)]
+    drawn = benchmarks_figures.figures("flow_matching", result, tmp_path)
+    assert [file for file, _ in drawn] == ["flow_matching_rows_W2_nfe.png", "flow_matching_rows_fine_W2_nfe.png"]
+    assert all((tmp_path / file).stat().st_size for file, _ in drawn)
+    assert benchmarks_figures.floors(result) == FLOORS
+    names = benchmarks_figures.floor_names()
+    assert benchmarks_figures.nfe_panel(curves["W2"], "W2", result).floors == {names["floor_w2"]: 0.12,
+                                                                               names["iid_floor_w2"]: 0.19}
+    assert benchmarks_figures.nfe_panel(curves["fine W2"], "fine W2", result).floors == {names["fine_floor"]: 0.03}
+    assert names["fine_floor"] == "fine W2 floor (40,000 points)"
     assert (benchmarks_page.command("flow_matching", result["settings"])
             == "python benchmarks/flow_matching.py --seeds 0 1 2 --swap-steps 0 --lr 0.002")
+
+
+def _timed_rows(budgets: tuple[int, ...]) -> list[dict]:
+    """2 methods × ``budgets`` × 2 seeds: train s = budget + 0.02 (seed + 1), W2 @ 100 = base / budget + 0.1 seed,
+    fine W2 @ 100 = base / (10 budget) + 0.01 seed, and a step count measured per run (it must not name a line)."""
+    return [{"method": method, "seed": seed, "budget s": budget, "steps": 1000 * budget + 7 * seed + len(method),
+             "train s": budget + 0.02 * (seed + 1), "W2 @ 100": base / budget + 0.1 * seed,
+             "fine W2 @ 100": base / (10 * budget) + 0.01 * seed}
+            for method, base in (("a", 1.0), ("bb", 2.0)) for budget in budgets for seed in (0, 1)]
+
+
+def test_a_time_to_quality_result_is_drawn(tmp_path):
+    """Rows with ``budget s`` and ``train s``: quality against the median training seconds of each budget, one line
+    per method, a panel per quality column with its own floors, the best median in the panel's title."""
+    rows = _timed_rows((5, 10))
+    curves = benchmarks_figures.time_curves(rows)
+    assert list(curves) == ["W2 @ 100", "fine W2 @ 100"] and list(curves["W2 @ 100"]) == ["a", "bb"]
+    medians = {"W2 @ 100": {"a": [5.03, 0.25, 10.03, 0.15], "bb": [5.03, 0.45, 10.03, 0.25]},
+               "fine W2 @ 100": {"a": [5.03, 0.025, 10.03, 0.015], "bb": [5.03, 0.045, 10.03, 0.025]}}
+    for column, lines in medians.items():
+        for line, expected in lines.items():
+            assert [v for point in curves[column][line] for v in point] == pytest.approx(expected), (column, line)
+    result = {**FLOORS, "rows": rows}
+    panels = benchmarks_figures.time_panels(rows, result)
+    assert [(panel.ylabel, sorted(panel.floors.values())) for panel in panels] == [("W2 @ 100", [0.12, 0.19]),
+                                                                                  ("fine W2 @ 100", [0.03])]
+    assert panels[0].title == "W2 @ 100: best median 0.15 (a, after 10 s)"
+    assert benchmarks_figures.floors_for("NLL gap", result) == {"exact density": 0.0}
+    drawn = benchmarks_figures.figures("fm", result, tmp_path)
+    assert [file for file, _ in drawn] == ["fm_rows_time.png"] and (tmp_path / "fm_rows_time.png").stat().st_size
+
+
+def test_a_single_budget_draws_no_time_curve(tmp_path):
+    """One budget per line is one point per line, not a curve: no time figure (and no curve over ``budget s``)."""
+    rows = _timed_rows((5,))
+    assert benchmarks_figures.time_curves(rows) == {}
+    assert benchmarks_figures.figures("fm", {**FLOORS, "rows": rows}, tmp_path) == []
