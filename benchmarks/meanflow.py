@@ -1,34 +1,47 @@
 """MeanFlow and SplitMeanFlow on torchcfm's task: one-step quality at equal training time, seeds, step cost.
 
-Every method trains for the same wall-time budget (steps set from a measured step time), once per seed
-(the same seeds for every method; a NaN is recorded, not raised), and is scored by exact W2 on 2,000
-samples at 1 and 2 function evaluations (NFE). Methods: MeanFlow and SplitMeanFlow on independent and
-minibatch-OT pairs (peak lr ``--lr``); the baselines 1-RF and OT-CFM sampled with Euler steps, whose peak
-lr is tuned on a grid (``--baseline-lrs``, each trained ``--tune-budget`` s with seed 0 and scored on a
-validation task of other points); and 2-RF + distillation with its budget split between 1-RF, reflow and
-distillation (generating the pairs counts towards it; lrs as in reflow.py and notebook 05). Tables: step
-cost, the baseline lr grid, every run, and per method the median and worst over the seeds. Writes
-benchmarks/results/meanflow.json.
+Every method trains for the same wall-time budget ``--budget`` (``fit(max_seconds=…)``), once per seed (the same
+seeds for every method; a NaN is recorded, not raised), and is scored at 1 and 2 function evaluations (NFE) by both
+metrics of common.py: exact W2 on 2,000 samples and fine W2 on 40,000. Methods:
 
+- MeanFlow and SplitMeanFlow on independent and minibatch-OT pairs (peak lr ``--lr``, not tuned; gradient clip
+  ``--grad-clip``);
+- the baselines 1-RF and OT-CFM sampled with Euler steps, whose peak lr is tuned on the grid ``--baseline-lrs`` (the
+  same grid and budget for both: each point trained ``--tune-budget`` s with seed 0, scored by fine W2 at 1 NFE on
+  the validation task, whose points are not the evaluation set's);
+- 2-RF + distillation (InstaFlow), every stage on the clock: 1-RF until 40 % of the budget, 2-RF on 1-RF's pairs
+  until 80 %, distillation on 2-RF's pairs for the rest; generating the pairs counts (lrs as in reflow.py and
+  notebook 05). It is a one-step generator, scored at 1 NFE only.
+
+Tables: the cost of a training step of each objective (not a budget: 100 steps, median of ``--repeats``), the lr
+grid, every run ("budget s" and the measured "train s"), and per method the median and worst over the seeds.
+Writes benchmarks/results/meanflow.json. Estimated wall times on 2 cores (one thread):
+
+    python benchmarks/meanflow.py --budget 1 --tune-budget 1 --seeds 0 --repeats 1   # a quick look (about 1 minute)
     python benchmarks/meanflow.py                        # 10 s per method, 3 seeds (about 5 minutes)
-    python benchmarks/meanflow.py --budget 45            # the issue's 45 s comparison (about 20 minutes)
-    python benchmarks/meanflow.py --budget 5 --seeds 0   # a quick look
+    python benchmarks/meanflow.py --budget 45            # the issue's 45 s comparison (about 18 minutes)
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
 import torch
-from common import parse, parser, save, torchcfm_task
+from common import parse, parser, save, summarise_seeds, torchcfm_task, tune, validation_task
 
-from toyflow import couplings, models, plot, rectify, solvers
+import toyflow
+from toyflow import couplings, data, models, plot, rectify, solvers
 from toyflow.flow_matching import FlowMatching
 from toyflow.meanflow import MeanFlow, SplitMeanFlow, sample
 from toyflow.train import fit
 
 TARGET_W2 = 0.25
+NFES = (1, 2)
+QUALITY = tuple(f"{metric} @ {k}" for k in NFES for metric in ("W2", "fine W2"))
+BASELINES = ("flow matching, independent", "flow matching, OT")
+AVERAGE_VELOCITY = ("MeanFlow, independent", "SplitMeanFlow, independent", "MeanFlow, OT", "SplitMeanFlow, OT")
 
 
 def objectives(task, batch: int) -> dict:
@@ -55,69 +68,95 @@ def step_cost(task, batch: int, repeats: int, steps: int = 100) -> dict[str, flo
     return {name: statistics.median(t) for name, t in timings.items()}
 
 
-def score(task, jump) -> dict:
-    """W2 at 1 and 2 NFE of ``jump(x0, steps) -> samples``."""
-    return {f"W2 @ {k}": task.score(jump(task.x0, k)) for k in (1, 2)}
+def euler(model):
+    """The sampler of a velocity model: ``(x0, k) -> x1`` by ``k`` Euler steps."""
+    return lambda x0, k: solvers.integrate(model, x0, k).x
 
 
-def train_average_velocity(task, name: str, objective, steps: int, lr: float, grad_clip: float, seed: int) -> dict:
-    torch.manual_seed(seed)
-    model = models.VelocityMLP(times=2)
-    row = {"method": name, "seed": seed, "steps": steps}
+def jumps(model):
+    """The sampler of an average-velocity model: ``(x0, k) -> x1`` by ``k`` jumps."""
+    return lambda x0, k: sample(model, x0, k).x
+
+
+def quality(task, jump, nfes=NFES) -> dict[str, float]:
+    """Exact and fine W2 of ``jump(x0, k)`` at each of ``nfes``."""
+    scores = {}
+    for k in nfes:
+        scores |= task.evaluate(lambda x0, k=k: jump(x0, k), f" @ {k}")
+    return scores
+
+
+def train_for(budget: float, build, objective, seed: int, **fit_kwargs) -> tuple[torch.nn.Module, float]:
+    """A fresh ``build()``, initialised from ``seed``, trained on ``objective`` for ``budget`` seconds:
+    ``(model, training seconds)``. Raises ``FloatingPointError`` on a NaN loss."""
+    toyflow.seed(seed)
+    model = build()
+    return model, fit(model, objective, None, max_seconds=budget, seed=seed, progress=False, **fit_kwargs).seconds
+
+
+def run(task, method: str, objective, times: int, sampler, budget: float, seed: int, **fit_kwargs) -> dict:
+    """One method and seed: trained for ``budget`` seconds, scored at ``NFES`` by ``sampler(model)``; a NaN loss gives
+    a row of NaN with the error in its "NaN" column."""
+    row = {"method": method, "seed": seed, "budget s": budget}
     try:
-        history = fit(model, objective, steps, lr=lr, grad_clip=grad_clip, seed=seed, progress=False)
+        model, seconds = train_for(budget, lambda: models.VelocityMLP(times=times), objective, seed, **fit_kwargs)
     except FloatingPointError as error:
-        return {**row, "train s": float("nan"), "W2 @ 1": float("nan"), "W2 @ 2": float("nan"), "NaN": str(error)}
-    return {**row, "train s": history.seconds, **score(task, lambda x0, k: sample(model, x0, k).x), "NaN": ""}
+        return row | {"train s": math.nan} | dict.fromkeys(QUALITY, math.nan) | {"NaN": str(error)}
+    return row | {"train s": seconds} | quality(task, sampler(model)) | {"NaN": ""}
 
 
-def train_flow(task, name: str, objective, steps: int, lr: float, seed: int = 0) -> dict:
-    torch.manual_seed(seed)
-    model = models.VelocityMLP()
-    history = fit(model, objective, steps, lr=lr, seed=seed, progress=False)
-    return {"method": name, "seed": seed, "steps": steps, "train s": history.seconds,
-            **score(task, lambda x0, k: solvers.integrate(model, x0, k).x), "NaN": ""}
+def tune_baselines(trained_objectives: dict, lrs: list[float], budget: float) -> tuple[list[dict], dict[str, float]]:
+    """Each flow-matching baseline at every lr of the grid, ``budget`` seconds with seed 0, scored by fine W2 at 1 NFE
+    on the validation task: the tuning rows and the chosen lr per baseline."""
+    validation, grid = validation_task(), {f"lr {lr:g}": {"lr": lr} for lr in lrs}
+    rows, chosen = [], {}
+    for name in BASELINES:
+        def score(settings: dict, name: str = name) -> float:
+            try:
+                model, _ = train_for(budget, models.VelocityMLP, trained_objectives[name][0], seed=0, **settings)
+            except FloatingPointError:
+                return math.nan
+            return validation.fine_score(solvers.integrate(model, validation.x0_fine, 1).x)
+
+        best, tuning = tune(grid, score, f"{name} (Euler)")
+        rows += tuning
+        chosen[name] = grid[best]["lr"]
+    return rows, chosen
 
 
-def tune_baselines(objectives: dict, cost: dict[str, float], lrs: list[float], budget: float) -> tuple[list[dict], dict]:
-    """Each flow-matching baseline at every lr of the grid, ``budget`` seconds with seed 0, scored on a validation
-    task (other evaluation points): the rows and the lr with the lowest W2 @ 1 per baseline."""
-    validation, rows, best = torchcfm_task(seed=4321), [], {}
-    for name in ("flow matching, independent", "flow matching, OT"):
-        steps = max(100, int(budget / cost[name]))
-        for lr in lrs:
-            rows.append({**train_flow(validation, f"{name} (Euler)", objectives[name][0], steps, lr), "lr": lr})
-        best[name] = min((row for row in rows if row["method"] == f"{name} (Euler)"), key=lambda row: row["W2 @ 1"])["lr"]
-    return rows, best
+def seconds_left(budget: float, start: float) -> float:
+    """What is left of ``budget`` seconds counted from ``start`` (``time.perf_counter()``), for the next stage of a
+    pipeline; at least a millisecond, since ``fit`` needs a positive budget."""
+    return max(budget - (time.perf_counter() - start), 1e-3)
 
 
-def reflow_and_distil(task, budget: float, seconds_per_step: float, num_pairs: int, pair_steps: int, seed: int = 0) -> dict:
-    """1-RF and 2-RF with 40 % of the budget each, distillation with what is left after the pairs are made.
-    Learning rates as in benchmarks/reflow.py (2e-3) and notebook 05 (distillation, 1e-3)."""
+def reflow_and_distil(source: data.Distribution, target, budget: float, num_pairs: int, pair_steps: int, seed: int):
+    """2-RF + distillation in ``budget`` seconds, every stage on the clock: 1-RF until 40 % of it, 2-RF (warm-started
+    from 1-RF) on 1-RF's pairs until 80 %, distillation (in place) on 2-RF's pairs for the rest. Each set of pairs is
+    ``num_pairs`` source points pushed through the flow by RK4 in ``pair_steps`` steps, inside the budget. Learning
+    rates as in benchmarks/reflow.py (2e-3) and notebook 05 (distillation, 1e-3). Returns the one-step map
+    ``x0 -> x1`` and the seconds the whole pipeline took."""
     start = time.perf_counter()
-    torch.manual_seed(seed)
-    steps = max(100, int(0.4 * budget / seconds_per_step))
-    rounds = rectify.rectified_flow(task.source, task.target, rounds=2, steps=steps, num_pairs=num_pairs, lr=2e-3,
-                                    pair_steps=pair_steps, seed=seed, progress=False)
-    z0 = task.source.sample(num_pairs, torch.Generator().manual_seed(seed + 1))
-    pairs = rectify.sample_pairs(rounds[1].model, z0, pair_steps)
-    remaining = budget - (time.perf_counter() - start)
-    student = rounds[1].model  # distillation trains in place: the 2-RF is not needed afterwards
-    rectify.distill(student, pairs, max(100, int(remaining / seconds_per_step)), lr=1e-3, seed=seed, progress=False)
-    one_step = rectify.one_step(student)
-    return {"method": "2-RF + distillation", "seed": seed, "steps": f"{steps} + {steps} + distil",
-            "train s": time.perf_counter() - start, "W2 @ 1": task.score(one_step(task.x0)),
-            "W2 @ 2": "—", "NaN": ""}
+    toyflow.seed(seed)
+    model, generator = models.VelocityMLP(), torch.Generator().manual_seed(seed + 1)
+    independent = couplings.PairSampler(source, target)
+    rectify.reflow(model, independent, None, max_seconds=seconds_left(0.4 * budget, start), lr=2e-3, seed=seed,
+                   progress=False)  # 1-RF
+    pairs = rectify.sample_pairs(model, source.sample(num_pairs, generator), pair_steps)
+    rectify.reflow(model, pairs, None, max_seconds=seconds_left(0.8 * budget, start), lr=2e-3, seed=seed + 2,
+                   progress=False)  # 2-RF, warm-started in place
+    pairs = rectify.sample_pairs(model, source.sample(num_pairs, generator), pair_steps)
+    rectify.distill(model, pairs, None, max_seconds=seconds_left(budget, start), lr=1e-3, seed=seed, progress=False)
+    return rectify.one_step(model), time.perf_counter() - start
 
 
-def summarise(rows: list[dict], method: str) -> dict:
-    """Median and worst W2 of one method's runs, and how many stopped on a NaN."""
-    runs = [row for row in rows if row["method"] == method]
-    finite = [row for row in runs if not row["NaN"]]
-    middle = (lambda key: statistics.median(row[key] for row in finite)) if finite else (lambda key: float("nan"))
-    return {"method": method, "runs": len(runs), "NaN runs": len(runs) - len(finite), "median W2 @ 1": middle("W2 @ 1"),
-            "worst W2 @ 1": max((row["W2 @ 1"] for row in finite), default=float("nan")), "median W2 @ 2": middle("W2 @ 2"),
-            "median train s": middle("train s")}
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per method: the median and worst of each quality column over the runs without a NaN, and how many hit one."""
+    methods = dict.fromkeys(row["method"] for row in rows)
+    finite = [row for row in rows if not row["NaN"]]
+    lines = {line["method"]: line for line in summarise_seeds(finite, ("method",), QUALITY)}
+    return [lines.get(method, {"method": method, "seeds": 0})
+            | {"NaN runs": sum(bool(row["NaN"]) for row in rows if row["method"] == method)} for method in methods]
 
 
 def main() -> None:
@@ -135,9 +174,9 @@ def main() -> None:
     args, started = parse(command)
 
     task = torchcfm_task()
-    result = {"task": "8gaussians -> moons (torchcfm)", "eval_size": len(task.x1), "floor_w2": task.floor,
-              "iid_floor_w2": task.iid_floor, "settings": vars(args)}
-    print(task.floors())
+    result = {"task": "8gaussians -> moons (torchcfm)", "eval_size": len(task.x1), **task.floors(),
+              "settings": vars(args)}
+    print(task.describe_floors())
 
     cost = step_cost(task, args.batch, args.repeats)
     result["step_cost"] = [
@@ -146,30 +185,37 @@ def main() -> None:
     ]
     print(plot.markdown_table(result["step_cost"], 2), "\n")
 
-    trained = objectives(task, args.batch)
-    result["baseline_tuning"], lrs = tune_baselines(trained, cost, args.baseline_lrs, args.tune_budget)
-    print(plot.markdown_table(result["baseline_tuning"], 3), "\n")
-    steps = {name: max(100, int(args.budget / s)) for name, s in cost.items()}
+    trained_objectives = objectives(task, args.batch)
+    result["baseline_tuning"], lrs = tune_baselines(trained_objectives, args.baseline_lrs, args.tune_budget)
+    print(plot.markdown_table(result["baseline_tuning"], 4), "\n")
     rows = []
     for seed in args.seeds:
-        rows += [train_flow(task, f"{name} (Euler)", trained[name][0], steps[name], lrs[name], seed) for name in lrs]
-        rows.append(reflow_and_distil(task, args.budget, cost["flow matching, independent"], args.num_pairs,
-                                      args.pair_steps, seed))
-        rows += [train_average_velocity(task, name, trained[name][0], steps[name], args.lr, args.grad_clip, seed)
-                 for name in ("MeanFlow, independent", "SplitMeanFlow, independent", "MeanFlow, OT", "SplitMeanFlow, OT")]
+        rows += [run(task, f"{name} (Euler)", trained_objectives[name][0], 1, euler, args.budget, seed, lr=lrs[name])
+                 for name in BASELINES]
+        one_step, seconds = reflow_and_distil(task.source, task.target, args.budget, args.num_pairs, args.pair_steps,
+                                              seed)
+        rows.append({"method": "2-RF + distillation", "seed": seed, "budget s": args.budget, "train s": seconds,
+                     **task.evaluate(one_step, " @ 1"), "NaN": ""})
+        rows += [run(task, name, trained_objectives[name][0], 2, jumps, args.budget, seed, lr=args.lr,
+                     grad_clip=args.grad_clip) for name in AVERAGE_VELOCITY]
     result["rows"] = rows
     print(plot.markdown_table(rows, 3), "\n")
 
-    result["summary"] = summary = [summarise(rows, name) for name in dict.fromkeys(row["method"] for row in rows)]
+    result["summary"] = summary = summarise(rows)
     print(plot.markdown_table(summary, 3), "\n")
-    finite = [row for row in summary if row["median W2 @ 1"] == row["median W2 @ 1"]]
-    best = min((row for row in finite if "Flow, OT" in row["method"]), key=lambda row: row["median W2 @ 1"])
-    verdict = "meets" if best["median W2 @ 1"] <= TARGET_W2 else "misses"
-    print(f"better of MeanFlow / SplitMeanFlow: {best['method']}, median W2 @ 1 NFE {best['median W2 @ 1']:.3f} over "
-          f"{best['runs']} seeds after {best['median train s']:.1f} s of training ({verdict} the target {TARGET_W2}); "
-          f"{sum(row['NaN runs'] for row in summary)} runs hit a NaN")
-    winner = min(finite, key=lambda row: row["median W2 @ 1"])
-    print(f"at equal training time ({args.budget:g} s) the best one-step sampler is {winner['method']}")
+    finite = [row for row in summary if not math.isnan(row.get("median W2 @ 1", math.nan))]
+    best = min((row for row in finite if "Flow, OT" in row["method"]), key=lambda row: row["median W2 @ 1"],
+               default=None)
+    if best is not None:
+        verdict = "meets" if best["median W2 @ 1"] <= TARGET_W2 else "misses"
+        print(f"better of MeanFlow / SplitMeanFlow on OT pairs: {best['method']}, median W2 @ 1 NFE "
+              f"{best['median W2 @ 1']:.3f} (fine W2 {best['median fine W2 @ 1']:.4f}) over {best['seeds']} seeds "
+              f"after "
+              f"{best['median train s']:.1f} s of training ({verdict} the target {TARGET_W2})")
+    print(f"{sum(row['NaN runs'] for row in summary)} runs hit a NaN")
+    for metric in ("W2", "fine W2") if finite else ():
+        winner = min(finite, key=lambda row: row[f"median {metric} @ 1"])
+        print(f"at equal training time ({args.budget:g} s) the best one-step sampler by {metric} is {winner['method']}")
     print("saved", save("meanflow", result, started))
 
 
