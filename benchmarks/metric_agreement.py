@@ -1,10 +1,11 @@
 """Does fine W2 rank models like exact W2? Their Spearman rank correlation over every model the benchmarks scored.
 
-Nothing is trained here: the script reads the results the other benchmarks wrote (benchmarks/results/*.json; run
-them first) and takes every per-seed row that has both an exact and a fine W2 at the same NFE (``"W2 @ k"`` and
-``"fine W2 @ k"``, or ``"W2"`` and ``"fine W2"``), one pair per model and NFE. It reports the rank correlation over
-all pairs, and over the pairs whose exact W2 is above twice its i.i.d. floor, where exact W2 can tell models apart
-(below that its sampling noise is as large as the differences it would rank), with each metric's floor. Writes
+Nothing is trained here: the script reads the results the other benchmarks wrote on torchcfm's task
+(benchmarks/results/*.json with its three floors; run them first) and takes every per-seed row that has both an
+exact and a fine W2 at the same NFE (``"W2 @ k"`` and ``"fine W2 @ k"``, or ``"W2"`` and ``"fine W2"``), one pair per
+model and NFE. It reports the rank correlation over
+all pairs, over the pairs whose exact W2 is above twice its i.i.d. floor, where exact W2 can tell models apart, and
+over the rest, where its sampling noise is as large as the differences it would rank, with each metric's floor. Writes
 benchmarks/results/metric_agreement.json.
 
     python benchmarks/metric_agreement.py
@@ -21,6 +22,7 @@ from scipy.stats import spearmanr
 
 from toyflow import plot
 
+FLOORS = ("floor_w2", "iid_floor_w2", "fine_floor")  # what benchmarks/common.py's Task records
 EXACT = re.compile(r"^W2(?P<at> ?@ ?\d+)?$")
 
 
@@ -42,10 +44,14 @@ def pairs(result: dict) -> list[dict]:
 
 
 def agreement(points: list[dict], iid_floor: float) -> list[dict]:
-    """The Spearman correlation over all ``points`` and over those whose W2 is above twice ``iid_floor``."""
+    """The Spearman correlation over all ``points``, over those whose W2 is above twice ``iid_floor`` (where exact W2
+    can rank them) and over the rest (near the floor, where W2's sampling noise takes over)."""
+    limit = 2 * iid_floor
+    groups = {"every model": points,
+              f"W2 > 2 × i.i.d. floor ({limit:.3f})": [p for p in points if p["W2"] > limit],
+              f"W2 ≤ 2 × i.i.d. floor ({limit:.3f})": [p for p in points if p["W2"] <= limit]}
     rows = []
-    for name, chosen in (("every model", points), (f"W2 > 2 × i.i.d. floor ({2 * iid_floor:.3f})",
-                                                    [p for p in points if p["W2"] > 2 * iid_floor])):
+    for name, chosen in groups.items():
         rho = spearmanr([p["W2"] for p in chosen], [p["fine W2"] for p in chosen]).statistic if len(chosen) > 2 else None
         rows.append({"models": name, "pairs": len(chosen), "Spearman ρ": rho})
     return rows
@@ -59,9 +65,9 @@ def main() -> None:
             continue
         result = json.loads(path.read_text())
         found = pairs(result)
-        if found and "fine_floor" in result:
+        if found and all(isinstance(result.get(key), float) for key in FLOORS):  # torchcfm's task: its three floors
             points += found
-            floors = {key: result[key] for key in ("floor_w2", "iid_floor_w2", "fine_floor")}
+            floors = {key: result[key] for key in FLOORS}
             sources.append({"result": path.name, "pairs": len(found)})
     if not points:
         raise SystemExit(f"no result in {RESULTS} has both W2 and fine W2: run the other benchmarks first")

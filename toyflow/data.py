@@ -107,6 +107,7 @@ class Gaussian(Distribution):
         return mean + self.std * randn((n, self.dim), generator)
 
     def log_prob(self, x: Tensor) -> Tensor:
+        """``log N(x; m, s²I) = −‖x − m‖²/(2s²) − d·(log s + ½ log 2π)`` of ``x`` ``(n, dim)``: ``(n,)``."""
         self._check_points(x)
         z = (x - torch.tensor(self.mean, device=x.device, dtype=x.dtype)) / self.std
         return -0.5 * (z**2).sum(1) - self.dim * (math.log(self.std) + 0.5 * math.log(2 * math.pi))
@@ -158,6 +159,7 @@ class GaussianMixture(Distribution):
         return torch.cdist(x, self.means.to(x)).argmin(1)
 
     def log_prob(self, x: Tensor) -> Tensor:
+        """``log Σ_k w_k N(x; μ_k, s²I)`` (a log-sum-exp over the ``K`` components) of ``x`` ``(n, 2)``: ``(n,)``."""
         self._check_points(x)
         means, weights = self.means.to(x), self.weights.to(x)
         sq = ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (n, K)
@@ -313,6 +315,7 @@ class Checkerboard(Distribution):
         return cell[:, 0] * (self.cells // 2) + cell[:, 1] // 2
 
     def log_prob(self, x: Tensor) -> Tensor:
+        """``−log(area of the black squares)`` on a black square, ``−inf`` elsewhere, for ``x`` ``(n, 2)``: ``(n,)``."""
         self._check_points(x)
         cell = torch.floor((x / self.size + 1) * self.cells / 2)
         inside = ((cell >= 0) & (cell < self.cells)).all(1) & ((cell[:, 0] + cell[:, 1]) % 2 == 0)

@@ -283,6 +283,7 @@ class RewardWeightedRegression(AdvantageWeightedMatching):
         check_number("beta", self.beta, low=0, low_open=True, why="the temperature of exp(R/β)")
 
     def weights(self, reward: Tensor) -> Tensor:
+        """Per-sample weights ``(n,)``: ``m·softmax(R/β)`` within each group of ``m``, so each group's mean is 1."""
         check_groups(self.groups, len(reward))
         r = reward.view(self.groups, -1)
         return (r.shape[1] * torch.softmax(r / self.beta, 1)).view(-1)

@@ -89,9 +89,11 @@ class Counted:
 
     @property
     def dim(self) -> int:
+        """The dimension of the counted distribution's points."""
         return self.distribution.dim
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        """``n`` points ``(n, dim)`` from the distribution, counted in ``drawn``."""
         self.drawn += n
         return self.distribution.sample(n, generator, device)
 

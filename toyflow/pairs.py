@@ -46,7 +46,10 @@ Coupling = Callable[..., PairBatch]
 
 
 class PairSource(Protocol):
-    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch: ...
+    """Anything an objective draws its pairs from: :class:`PairSampler`, :class:`FixedPairs`, :class:`LabelledPairSampler`."""
+
+    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
+        """``n`` pairs ``x0[i] ↔ x1[i]``, each ``(n, d)``, on ``device``."""
 
 
 def _check_distribution(value: object, name: str) -> None:
@@ -87,6 +90,8 @@ class PairSampler:
             raise TypeError(f"prefetch must be True or False, got {self.prefetch!r}")
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
+        """``n`` source and ``n`` target points, paired by the coupling (with ``prefetch``, the batch solved while the
+        previous one trained): a :class:`PairBatch` on ``device``."""
         check_int("n", n)
         if not self.prefetch:
             return self._pair(*self._draw(n, generator, device), generator=generator)
@@ -159,6 +164,8 @@ class LabelledPairSampler:
         check_int("oversample", self.oversample)
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> PairBatch:
+        """``oversample·n`` source points and labelled target points, paired by the coupling (which sees the labels),
+        ``n`` of the pairs kept: a :class:`PairBatch` with the target labels."""
         check_int("n", n)
         drawn = n * self.oversample
         x0 = self.source.sample(drawn, generator, device)

@@ -58,6 +58,8 @@ class Refiner(nn.Module):
         self.register_buffer("max_gap", torch.tensor(float(max_gap)))
 
     def forward(self, x: Tensor, t: Tensor, v_prev: Tensor) -> Tensor:
+        """The correction ``r_φ(x, t, v_prev)`` ``(n, dim)`` for points ``x`` ``(n, dim)`` at times ``t``, given the
+        velocity ``v_prev`` ``(n, dim)`` from the previous step."""
         return self.net(torch.cat([x, v_prev, self.embed(t)], dim=1))
 
 

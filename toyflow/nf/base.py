@@ -170,7 +170,8 @@ class Samples(Protocol):
 
     draws_points: bool
 
-    def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> Tensor: ...
+    def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> Tensor:
+        """``n`` samples, ``(n, *event_shape)``."""
 
 
 @dataclass

@@ -62,6 +62,7 @@ class Curves:
 
     @property
     def event_shape(self) -> tuple[int, int]:
+        """The shape of one sample: ``(length, 2)``, a sequence of ``length`` 2D tokens."""
         return (self.length, 2)
 
     def sample(
@@ -109,6 +110,7 @@ class Wander:
 
     @property
     def event_shape(self) -> tuple[int, int]:
+        """The shape of one sample: ``(length, 2)``, a sequence of ``length`` 2D tokens."""
         return (self.length, 2)
 
     def sample(self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> Tensor:
