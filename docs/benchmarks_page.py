@@ -71,11 +71,12 @@ def _cell(value) -> str:
 
 
 def html_table(rows: list[dict]) -> str:
+    """The rows as an HTML table, every column any row has; a wide table scrolls inside its box, not the page."""
     columns = list(dict.fromkeys(column for row in rows for column in row))
     head = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
     body = "\n".join("<tr>" + "".join(f"<td>{_cell(row.get(column, ''))}</td>" for column in columns) + "</tr>"
                      for row in rows)
-    return f'<table class="bench"><tr>{head}</tr>\n{body}\n</table>'
+    return f'<div style="overflow-x: auto"><table class="bench"><tr>{head}</tr>\n{body}\n</table></div>'
 
 
 def _about(script: Path) -> str:
