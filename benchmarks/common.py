@@ -17,8 +17,8 @@ Two metrics, both reported by every benchmark (:meth:`Task.evaluate`):
   :func:`toyflow.metrics.floor`), is about seven times lower, so it still sees progress where W2 has saturated.
 
 Fairness, the same for every library: each trains for a wall-time budget through :func:`toyflow.train.fit` with
-``max_seconds`` (the learning-rate schedule follows elapsed time; no step probe), their loops included
-(:func:`train_torchcfm`); each run's seed sets the initialisation and the training draws; anything tuned is tuned on
+``max_seconds`` (the learning-rate schedule follows elapsed time; no step probe; :func:`train_for`), their loops
+included (:func:`train_torchcfm`); each run's seed sets the initialisation and the training draws; anything tuned is tuned on
 :func:`validation_task`, whose points are disjoint from the evaluation set's, over the same grid (:func:`tune`).
 """
 
@@ -35,12 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from toyflow import data, metrics, solvers
+import toyflow
+from toyflow import couplings, data, meanflow, metrics, models, rectify, solvers
 from toyflow.train import fit
 
 RESULTS = Path(__file__).parent / "results"
@@ -77,13 +77,17 @@ class Task:
         """Fine W2 of ``FINE_SIZE`` samples (drawn from ``x0_fine``) to the i.i.d. reference."""
         return metrics.fine_w2(samples, self.x1_fine)
 
-    def at_nfe(self, velocity, nfes: tuple[int, ...], fine: tuple[int, ...] | None = None) -> dict[str, float]:
-        """W2 of Euler samples of ``velocity`` at each of ``nfes`` steps (``"W2 @ k"``) and fine W2 at each of
-        ``fine`` (all of ``nfes`` when None; fine W2 at 100 steps costs about 10 s)."""
+    def at_steps(self, sample, steps: tuple[int, ...], fine: tuple[int, ...] | None = None) -> dict[str, float]:
+        """W2 of a ``k``-step sampler ``sample(x0, k) -> x1`` at each ``k`` of ``steps`` (``"W2 @ k"``) and fine W2 at
+        each of ``fine`` (all of ``steps`` when None; fine W2 after 100 Euler steps costs about 10 s)."""
         scores = {}
-        for k in nfes:
-            scores |= self.evaluate(lambda x, k=k: solvers.integrate(velocity, x, k).x, f" @ {k}", fine is None or k in fine)
+        for k in steps:
+            scores |= self.evaluate(lambda x, k=k: sample(x, k), f" @ {k}", fine is None or k in fine)
         return scores
+
+    def at_nfe(self, velocity, nfes: tuple[int, ...], fine: tuple[int, ...] | None = None) -> dict[str, float]:
+        """:meth:`at_steps` for Euler sampling of a velocity ``v(x, t)``."""
+        return self.at_steps(euler(velocity), nfes, fine)
 
     def floors(self) -> dict[str, float]:
         """The floors, as the keys the result JSON and the benchmarks page use."""
@@ -106,11 +110,49 @@ def _or_nan(score: Callable[[], float]) -> float:
         return float("nan")
 
 
-def seed_everything(seed: int) -> None:
-    """Seed torch's and numpy's global generators: torchcfm draws its samples from torch's and its OT pairs from
-    numpy's (``np.random.choice``), so its runs are reproducible by seed like toyflow's."""
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+def euler(velocity) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """The sampler of a velocity ``v(x, t)``: ``(x0, k) -> x1`` by ``k`` Euler steps."""
+    return lambda x0, k: solvers.integrate(velocity, x0, k).x
+
+
+def jumps(average_velocity) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """The sampler of an average velocity ``u(x, s, t)``: ``(x0, k) -> x1`` by ``k`` jumps."""
+    return lambda x0, k: meanflow.sample(average_velocity, x0, k).x
+
+
+def train_for(budget: float, build: Callable[[], nn.Module], objective, seed: int, **fit_kwargs) -> tuple[nn.Module, float]:
+    """A fresh ``build()``, initialised from ``seed`` (``toyflow.seed``: torch's, numpy's and Python's generators, so
+    torchcfm's numpy draws too), trained on ``objective`` for ``budget`` seconds: ``(model, training seconds)``.
+    Raises ``FloatingPointError`` on a NaN loss."""
+    toyflow.seed(seed)
+    model = build()
+    return model, fit(model, objective, None, max_seconds=budget, seed=seed, progress=False, **fit_kwargs).seconds
+
+
+def seconds_left(budget: float, start: float) -> float:
+    """What is left of ``budget`` seconds counted from ``start`` (``time.perf_counter()``), for the next stage of a
+    pipeline; at least a millisecond, since ``fit`` needs a positive budget."""
+    return max(budget - (time.perf_counter() - start), 1e-3)
+
+
+def reflow_and_distil(source: data.Distribution, target, budget: float, num_pairs: int, pair_steps: int, seed: int):
+    """2-RF + distillation in ``budget`` seconds, every stage on the clock: 1-RF until 40 % of it, 2-RF (warm-started
+    from 1-RF) on 1-RF's pairs until 80 %, distillation (in place) on 2-RF's pairs for the rest. Each set of pairs is
+    ``num_pairs`` source points pushed through the flow by RK4 in ``pair_steps`` steps, inside the budget. Learning
+    rates as in benchmarks/reflow.py (2e-3) and notebook 05 (distillation, 1e-3). Returns the one-step map
+    ``x0 -> x1`` and the seconds the whole pipeline took."""
+    start = time.perf_counter()
+    toyflow.seed(seed)
+    model, generator = models.VelocityMLP(), torch.Generator().manual_seed(seed + 1)
+    independent = couplings.PairSampler(source, target)
+    rectify.reflow(model, independent, None, max_seconds=seconds_left(0.4 * budget, start), lr=2e-3, seed=seed,
+                   progress=False)  # 1-RF
+    pairs = rectify.sample_pairs(model, source.sample(num_pairs, generator), pair_steps)
+    rectify.reflow(model, pairs, None, max_seconds=seconds_left(0.8 * budget, start), lr=2e-3, seed=seed + 2,
+                   progress=False)  # 2-RF, warm-started in place
+    pairs = rectify.sample_pairs(model, source.sample(num_pairs, generator), pair_steps)
+    rectify.distill(model, pairs, None, max_seconds=seconds_left(budget, start), lr=1e-3, seed=seed, progress=False)
+    return rectify.one_step(model), time.perf_counter() - start
 
 
 def stratified_moons(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -250,7 +292,7 @@ def train_torchcfm(matcher, budget: float, seed: int, description: str = "torchc
     from torchcfm.models.models import MLP
     from torchcfm.utils import sample_8gaussians, sample_moons
 
-    seed_everything(seed)
+    toyflow.seed(seed)
     model = MLP(dim=2, time_varying=True, w=64)
 
     def their_loss(model: nn.Module, generator: torch.Generator) -> torch.Tensor:

@@ -32,8 +32,20 @@ from __future__ import annotations
 import time
 
 import torch
-from common import FINE_SIZE, median_seconds, parse, parser, save, summarise_seeds, torchcfm_task
-from meanflow import euler, jumps, quality, reflow_and_distil, seconds_left, train_for  # benchmarks/meanflow.py
+from common import (
+    FINE_SIZE,
+    euler,
+    jumps,
+    median_seconds,
+    parse,
+    parser,
+    reflow_and_distil,
+    save,
+    seconds_left,
+    summarise_seeds,
+    torchcfm_task,
+    train_for,
+)
 
 from toyflow import blockwise, couplings, data, flowmap, latent, metrics, models, nf, plot, rectify, solvers
 from toyflow.flow_matching import FlowMatching
@@ -44,7 +56,7 @@ NFES = (1, 2, 4)
 
 def row(task, method: str, jump, budget: float, seconds: float, drawn: int | str, nfes=NFES) -> dict:
     """Exact and fine W2 of ``jump(x0, k)`` at each NFE ``k`` of ``nfes``, and the milliseconds it takes at 1 NFE."""
-    result = {"method": method, "budget s": budget, "train s": seconds, **quality(task, jump, nfes)}
+    result = {"method": method, "budget s": budget, "train s": seconds, **task.at_steps(jump, nfes)}
     result["sample ms (2,000 pts, 1 NFE)"] = 1e3 * median_seconds(lambda: jump(task.x0, 1), repeats=5)
     result["target samples"] = drawn
     return result

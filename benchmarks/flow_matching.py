@@ -39,17 +39,16 @@ from common import (
     parse,
     parser,
     save,
-    seed_everything,
     summarise_seeds,
     torchcfm_available,
     torchcfm_task,
+    train_for,
     train_torchcfm,
 )
 from tqdm.auto import tqdm
 
 from toyflow import couplings, data, models, plot
 from toyflow.flow_matching import FlowMatching
-from toyflow.train import fit
 
 NFES = (1, 2, 4, 8, 100)
 FINE_NFES = (1, 100)  # fine W2 at 100 Euler steps costs about 10 s per model; at 1 step it is nearly free
@@ -98,13 +97,7 @@ def trainer(recipe: str, task, lr: float) -> Trainer:
         return lambda budget, seed: train_torchcfm(ConditionalFlowMatcher(sigma=0.1), budget, seed)
     loss = objective(recipe, task)
 
-    def train(budget: float, seed: int) -> tuple[Callable, float]:
-        seed_everything(seed)  # the initialisation, and the numpy draws of torchcfm's OT matcher
-        model = models.VelocityMLP()
-        history = fit(model, loss, None, max_seconds=budget, lr=lr, seed=seed, progress=False)
-        return model, history.seconds
-
-    return train
+    return lambda budget, seed: train_for(budget, models.VelocityMLP, loss, seed, lr=lr)
 
 
 def time_to_quality(task, recipes: list[str], budgets: list[float], seeds: list[int], lr: float) -> list[dict]:

@@ -26,15 +26,24 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 
-import torch
-from common import parse, parser, save, summarise_seeds, torchcfm_task, tune, validation_task
+from common import (
+    euler,
+    jumps,
+    parse,
+    parser,
+    reflow_and_distil,
+    save,
+    summarise_seeds,
+    torchcfm_task,
+    train_for,
+    tune,
+    validation_task,
+)
 
-import toyflow
-from toyflow import couplings, data, models, plot, rectify, solvers
+from toyflow import couplings, models, plot, solvers
 from toyflow.flow_matching import FlowMatching
-from toyflow.meanflow import MeanFlow, SplitMeanFlow, sample
+from toyflow.meanflow import MeanFlow, SplitMeanFlow
 from toyflow.train import fit
 
 TARGET_W2 = 0.25
@@ -68,32 +77,6 @@ def step_cost(task, batch: int, repeats: int, steps: int = 100) -> dict[str, flo
     return {name: statistics.median(t) for name, t in timings.items()}
 
 
-def euler(model):
-    """The sampler of a velocity model: ``(x0, k) -> x1`` by ``k`` Euler steps."""
-    return lambda x0, k: solvers.integrate(model, x0, k).x
-
-
-def jumps(model):
-    """The sampler of an average-velocity model: ``(x0, k) -> x1`` by ``k`` jumps."""
-    return lambda x0, k: sample(model, x0, k).x
-
-
-def quality(task, jump, nfes=NFES) -> dict[str, float]:
-    """Exact and fine W2 of ``jump(x0, k)`` at each of ``nfes``."""
-    scores = {}
-    for k in nfes:
-        scores |= task.evaluate(lambda x0, k=k: jump(x0, k), f" @ {k}")
-    return scores
-
-
-def train_for(budget: float, build, objective, seed: int, **fit_kwargs) -> tuple[torch.nn.Module, float]:
-    """A fresh ``build()``, initialised from ``seed``, trained on ``objective`` for ``budget`` seconds:
-    ``(model, training seconds)``. Raises ``FloatingPointError`` on a NaN loss."""
-    toyflow.seed(seed)
-    model = build()
-    return model, fit(model, objective, None, max_seconds=budget, seed=seed, progress=False, **fit_kwargs).seconds
-
-
 def run(task, method: str, objective, times: int, sampler, budget: float, seed: int, **fit_kwargs) -> dict:
     """One method and seed: trained for ``budget`` seconds, scored at ``NFES`` by ``sampler(model)``; a NaN loss gives
     a row of NaN with the error in its "NaN" column."""
@@ -102,7 +85,7 @@ def run(task, method: str, objective, times: int, sampler, budget: float, seed: 
         model, seconds = train_for(budget, lambda: models.VelocityMLP(times=times), objective, seed, **fit_kwargs)
     except FloatingPointError as error:
         return row | {"train s": math.nan} | dict.fromkeys(QUALITY, math.nan) | {"NaN": str(error)}
-    return row | {"train s": seconds} | quality(task, sampler(model)) | {"NaN": ""}
+    return row | {"train s": seconds} | task.at_steps(sampler(model), NFES) | {"NaN": ""}
 
 
 def tune_baselines(trained_objectives: dict, lrs: list[float], budget: float) -> tuple[list[dict], dict[str, float]]:
@@ -122,32 +105,6 @@ def tune_baselines(trained_objectives: dict, lrs: list[float], budget: float) ->
         rows += tuning
         chosen[name] = grid[best]["lr"]
     return rows, chosen
-
-
-def seconds_left(budget: float, start: float) -> float:
-    """What is left of ``budget`` seconds counted from ``start`` (``time.perf_counter()``), for the next stage of a
-    pipeline; at least a millisecond, since ``fit`` needs a positive budget."""
-    return max(budget - (time.perf_counter() - start), 1e-3)
-
-
-def reflow_and_distil(source: data.Distribution, target, budget: float, num_pairs: int, pair_steps: int, seed: int):
-    """2-RF + distillation in ``budget`` seconds, every stage on the clock: 1-RF until 40 % of it, 2-RF (warm-started
-    from 1-RF) on 1-RF's pairs until 80 %, distillation (in place) on 2-RF's pairs for the rest. Each set of pairs is
-    ``num_pairs`` source points pushed through the flow by RK4 in ``pair_steps`` steps, inside the budget. Learning
-    rates as in benchmarks/reflow.py (2e-3) and notebook 05 (distillation, 1e-3). Returns the one-step map
-    ``x0 -> x1`` and the seconds the whole pipeline took."""
-    start = time.perf_counter()
-    toyflow.seed(seed)
-    model, generator = models.VelocityMLP(), torch.Generator().manual_seed(seed + 1)
-    independent = couplings.PairSampler(source, target)
-    rectify.reflow(model, independent, None, max_seconds=seconds_left(0.4 * budget, start), lr=2e-3, seed=seed,
-                   progress=False)  # 1-RF
-    pairs = rectify.sample_pairs(model, source.sample(num_pairs, generator), pair_steps)
-    rectify.reflow(model, pairs, None, max_seconds=seconds_left(0.8 * budget, start), lr=2e-3, seed=seed + 2,
-                   progress=False)  # 2-RF, warm-started in place
-    pairs = rectify.sample_pairs(model, source.sample(num_pairs, generator), pair_steps)
-    rectify.distill(model, pairs, None, max_seconds=seconds_left(budget, start), lr=1e-3, seed=seed, progress=False)
-    return rectify.one_step(model), time.perf_counter() - start
 
 
 def summarise(rows: list[dict]) -> list[dict]:

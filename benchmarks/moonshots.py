@@ -38,10 +38,11 @@ from common import (
     parse,
     parser,
     save,
-    seed_everything,
+    seconds_left,
     summarise_seeds,
     torchcfm_available,
     torchcfm_task,
+    train_for,
     train_torchcfm,
     tune,
     validation_task,
@@ -75,11 +76,8 @@ class Recipe:
 
     def train(self, objective, budget: float, seed: int, times: int = 1) -> tuple[torch.nn.Module, float]:
         """A fresh network (initialised from ``seed``) trained on ``objective`` for ``budget`` s: it and its seconds."""
-        seed_everything(seed)  # the initialisation, and torchcfm's OT matcher's numpy draws
-        model = models.VelocityMLP(hidden=self.hidden, depth=self.depth, times=times)
-        history = fit(model, objective, None, max_seconds=budget, lr=self.lr, ema=self.ema, grad_clip=self.grad_clip,
-                      seed=seed, progress=False)
-        return model, history.seconds
+        return train_for(budget, lambda: models.VelocityMLP(hidden=self.hidden, depth=self.depth, times=times),
+                         objective, seed, lr=self.lr, ema=self.ema, grad_clip=self.grad_clip)
 
 
 # Today's recipes, as issue 14 left them: flow matching on independent pairs, and SplitMeanFlow on exact-OT pairs.
@@ -135,8 +133,8 @@ def one_step(task, recipe: Recipe | Distilled, budget: float, seed: int) -> tupl
     teacher, _ = flow_matching(task, recipe.teacher, recipe.share * budget, seed)
     z0 = task.source.sample(recipe.pairs, torch.Generator().manual_seed(seed + 1))
     pairs = rectify.sample_pairs(teacher, z0, recipe.steps, "euler")
-    student, left = copy.deepcopy(teacher), budget - (time.perf_counter() - start)
-    fit(student, rectify.Distillation(pairs, recipe.student.batch), None, max_seconds=max(left, 1e-3),
+    student = copy.deepcopy(teacher)
+    fit(student, rectify.Distillation(pairs, recipe.student.batch), None, max_seconds=seconds_left(budget, start),
         lr=recipe.student.lr, ema=recipe.student.ema, seed=seed, progress=False)
     return rectify.one_step(student), time.perf_counter() - start
 
