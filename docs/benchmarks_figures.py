@@ -254,12 +254,13 @@ def _worst_gaps(lines: Points) -> str | None:
 
 def draw(path: Path, title: str, panels: list[Panel], xlabel: str, log_x: bool = False, share_y: bool = True) -> None:
     """A figure of line plots, one axes per panel, its floors as grey lines, the ``exact …`` line dashed, one legend
-    below all; with ``log_x`` x on a log scale when it spans a factor of 8 or more (ticks at the xs when whole)."""
+    below all; with ``log_x`` x on a log scale when it spans a factor of 8 or more (ticks at the xs when whole); y on a
+    log scale when its values and floors are positive and span a factor of 8 or more."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import LogLocator, ScalarFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     columns = min(len(panels), 2)
     rows = math.ceil(len(panels) / columns)
@@ -287,6 +288,14 @@ def draw(path: Path, title: str, panels: list[Panel], xlabel: str, log_x: bool =
                 ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
                 ax.xaxis.set_major_formatter(ScalarFormatter())
             ax.minorticks_off()
+        elif log_x and all(x == int(x) for x in xs):  # a few whole numbers (NFE 1 and 2): ticks only there
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ys = [y for points in panel.lines.values() for _, y in points if math.isfinite(y)] + list(panel.floors.values())
+        if ys and min(ys) > 0 and max(ys) / min(ys) >= 8:  # the good methods sit near the floor: log y shows them apart
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(panel.title, fontsize=8, wrap=True)
         ax.set_xlabel(xlabel, fontsize=8)
         if not share_y or ax in axes[:, 0]:
